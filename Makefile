@@ -1,0 +1,38 @@
+# The two commands a newcomer runs (see README): `make serve` and `make test`.
+# Each creates its own virtual environment in .venv on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt
+
+MODEL_PATH ?=
+HTTP_PORT  ?= 8080
+GRPC_PORT  ?= 8081
+
+.PHONY: venv serve test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r predictor/requirements.txt -r tests/requirements.txt \
+	    -c predictor/constraints.txt
+	touch $(STAMP)
+
+serve: $(STAMP)
+	@test -n "$(MODEL_PATH)" || { echo "usage: make serve MODEL_PATH=path/to/final_model.keras" >&2; exit 2; }
+	$(PY) -m predictor --model_path "$(MODEL_PATH)" --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""A KServe predictor serving the course's cats / dogs / other Keras classifier."""

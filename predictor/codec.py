@@ -1,0 +1,294 @@
+"""Protocol tensors in, protocol tensors out.
+
+Turns a V2 `InferRequest` (REST JSON, REST binary extension, gRPC) or a V1 body into an
+`ImageBatch`, and the model's output rows back into each protocol's answer. No decoding of
+pixels happens here: that is `imaging.py`'s job, run off the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pydantic
+from kserve import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferInput
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+from .contract import (
+    INPUT_IMAGE,
+    INPUT_PIXELS,
+    LABELS,
+    OUTPUT_PREDICTION,
+    OUTPUT_VALUES,
+    PIXELS_SHAPE,
+    label_of,
+)
+from .errors import BadImage, BadRequest, ImageTooLarge, TooLarge
+
+ImageData = bytes | str  # raw file bytes, or base64 text (REST JSON, V1)
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """What a request asks to classify: encoded images, or a ready pixel tensor."""
+
+    images: tuple[ImageData, ...] = ()
+    pixels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.images) if self.pixels is None else int(self.pixels.shape[0])
+
+
+def _expected_inputs() -> str:
+    return (
+        f"'{INPUT_IMAGE}' (BYTES [N], encoded image files) or "
+        f"'{INPUT_PIXELS}' (FP32 [N, {', '.join(map(str, PIXELS_SHAPE))}])"
+    )
+
+
+def batch_from_infer_request(request: InferRequest, max_images: int) -> ImageBatch:
+    """Read the one input of a V2 request, checking name, datatype, shape and count."""
+    if len(request.inputs) != 1:
+        raise BadRequest(
+            f"expected exactly one input, {_expected_inputs()}; got {len(request.inputs)}"
+        )
+    tensor = request.inputs[0]
+    if tensor.name == INPUT_IMAGE:
+        batch = ImageBatch(images=_image_elements(tensor))
+    elif tensor.name == INPUT_PIXELS:
+        batch = ImageBatch(pixels=_pixel_tensor(tensor))
+    else:
+        raise BadRequest(f"unknown input '{tensor.name}': this model takes {_expected_inputs()}")
+    check_count(len(batch), max_images)
+    return batch
+
+
+def batch_from_v1(body: object, max_images: int) -> ImageBatch:
+    """Read a V1 body: `{"instances": [{"image": {"b64": "..."}}, ...]}`.
+
+    KServe hands the body over undecoded when the client's Content-Type is not JSON.
+    """
+    if isinstance(body, bytes | str):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        raise BadRequest('expected a JSON object {"instances": [{"image": {"b64": "..."}}]}')
+    instances = body["instances"]
+    check_count(len(instances), max_images)
+    images = []
+    for index, instance in enumerate(instances):
+        image = instance.get("image") if isinstance(instance, dict) else None
+        b64 = image.get("b64") if isinstance(image, dict) else None
+        if not isinstance(b64, str):
+            raise BadImage(index, 'expected {"image": {"b64": "<base64 of the image file>"}}')
+        images.append(b64)
+    return ImageBatch(images=tuple(images))
+
+
+def check_count(count: int, max_images: int) -> None:
+    if count == 0:
+        raise BadRequest("the request holds no image")
+    if count > max_images:
+        raise TooLarge(f"{count} images is over the limit of {max_images} images per request")
+
+
+def image_bytes(index: int, element: ImageData, max_bytes: int) -> bytes:
+    """The file bytes of one element: raw as sent, or base64-decoded text (strictly checked)."""
+    if isinstance(element, bytes):
+        return element
+    # Base64 grows data by 4/3: refuse before decoding what would be over the limit anyway.
+    if len(element) * 3 // 4 > max_bytes + 3:
+        raise ImageTooLarge(
+            index, f"about {len(element) * 3 // 4} bytes is over the limit of {max_bytes} bytes"
+        )
+    try:
+        return base64.b64decode(element, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadImage(index, "invalid base64: standard alphabet, padded, no line breaks") from None
+
+
+def _image_elements(tensor: InferInput) -> tuple[ImageData, ...]:
+    if tensor.datatype != "BYTES":
+        raise BadRequest(f"input '{INPUT_IMAGE}' must be BYTES, got {tensor.datatype}")
+    if len(tensor.shape) != 1:
+        raise BadRequest(f"input '{INPUT_IMAGE}' must have shape [N], got {list(tensor.shape)}")
+    count = tensor.shape[0]
+    raw = raw_contents(tensor)
+    elements = split_bytes_elements(raw, count) if raw is not None else list(tensor.data or [])
+    if len(elements) != count:
+        raise BadRequest(
+            f"input '{INPUT_IMAGE}' declares shape [{count}] but holds {len(elements)} elements"
+        )
+    for index, element in enumerate(elements):
+        if not isinstance(element, bytes | str):
+            raise BadImage(index, "each element must be an encoded image (base64 text in JSON)")
+    return tuple(elements)
+
+
+def _pixel_tensor(tensor: InferInput) -> np.ndarray:
+    if tensor.datatype != "FP32":
+        raise BadRequest(f"input '{INPUT_PIXELS}' must be FP32, got {tensor.datatype}")
+    shape = list(tensor.shape)
+    if len(shape) != 4 or tuple(shape[1:]) != PIXELS_SHAPE:
+        raise BadRequest(
+            f"input '{INPUT_PIXELS}' must have shape [N, {', '.join(map(str, PIXELS_SHAPE))}], "
+            f"got {shape}"
+        )
+    expected = int(np.prod(shape))
+    raw = raw_contents(tensor)
+    try:
+        if raw is not None:
+            flat = np.frombuffer(raw, dtype="<f4")
+        else:
+            flat = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise BadRequest(f"input '{INPUT_PIXELS}' must hold numbers only") from None
+    if flat.size != expected:
+        raise BadRequest(
+            f"input '{INPUT_PIXELS}' declares shape {shape} ({expected} values) "
+            f"but holds {flat.size} values"
+        )
+    pixels = flat.reshape(shape).astype(np.float32, copy=False)
+    if not np.isfinite(pixels).all():
+        raise BadRequest(f"input '{INPUT_PIXELS}' holds NaN or infinite values")
+    return pixels
+
+
+def raw_contents(tensor: InferInput) -> bytes | None:
+    """The tensor's binary payload (gRPC `raw_input_contents`, REST binary extension), if any.
+
+    kserve 0.21 keeps it in `InferInput._raw_data` and offers no public accessor that leaves
+    BYTES undecoded (`as_numpy` parses it as length-prefixed and UTF-8), hence the one read here.
+    """
+    raw = getattr(tensor, "_raw_data", None)
+    return bytes(raw) if raw is not None else None
+
+
+def split_bytes_elements(raw: bytes, count: int) -> list[bytes]:
+    """Split a binary BYTES tensor into its elements.
+
+    The V2 protocol serialises each element as a 4-byte little-endian length then the bytes. A
+    client sending one image may also send the file as is; an image file never starts with a
+    length prefix that spans exactly the rest of the buffer, so the two forms cannot be confused.
+    """
+    elements: list[bytes] = []
+    offset = 0
+    while offset + 4 <= len(raw):
+        (length,) = struct.unpack_from("<I", raw, offset)
+        if offset + 4 + length > len(raw):
+            break
+        elements.append(raw[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    if offset == len(raw) and len(elements) == count:
+        return elements
+    if count == 1:
+        return [raw]
+    raise BadRequest(
+        f"binary input '{INPUT_IMAGE}' is not {count} length-prefixed elements "
+        "(each a 4-byte little-endian length, then the image file)"
+    )
+
+
+def infer_response(request: InferRequest, values: np.ndarray) -> InferResponse:
+    """The V2 answer: `prediction` (labels) and `values` (sigmoids), binary when asked for."""
+    labels = [label_of(row) for row in values.tolist()]
+    outputs = [
+        InferOutput(OUTPUT_PREDICTION, [len(labels)], "BYTES", data=labels),
+        InferOutput(
+            OUTPUT_VALUES, [len(labels), len(LABELS)], "FP32", data=values.reshape(-1).tolist()
+        ),
+    ]
+    return InferResponse(
+        response_id=request.id or str(uuid.uuid4()),
+        model_name=request.model_name,
+        infer_outputs=outputs,
+        use_binary_outputs=request.use_binary_outputs,
+        requested_outputs=request.request_outputs,
+    )
+
+
+def prediction_rows(values: np.ndarray) -> list[dict]:
+    """The course's answer per image: `{"prediction": "Cat", "values": [v0, v1, v2]}`."""
+    return [{"prediction": label_of(row), "values": row} for row in values.tolist()]
+
+
+def infer_request_from_rest(body: bytes, json_length: str | None, model_name: str) -> InferRequest:
+    """Parse a V2 REST body: plain JSON, or the binary-data extension.
+
+    With the extension (`Inference-Header-Content-Length`), the JSON header is followed by each
+    binary input's bytes in order, sized by its `binary_data_size` parameter. Unlike kserve
+    0.21's own parser, BYTES inputs stay bytes: an image file is not UTF-8 text.
+    """
+    header, binaries = _split_binary_body(body, json_length) if json_length else (body, b"")
+    try:
+        document = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest("the request body must be a JSON object with an 'inputs' list")
+    raw_by_input = _take_binary_inputs(document, binaries) if json_length else {}
+    try:
+        parsed = InferenceRequest.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise BadRequest(f"not a V2 inference request: {_describe(exc)}") from None
+    request = InferRequest.from_inference_request(parsed, model_name)
+    for index, raw in raw_by_input.items():
+        request.inputs[index]._raw_data = raw  # where kserve keeps binary tensors, see raw_contents
+    return request
+
+
+def _split_binary_body(body: bytes, json_length: str) -> tuple[bytes, bytes]:
+    try:
+        length = int(json_length)
+    except ValueError:
+        raise BadRequest(
+            f"Inference-Header-Content-Length must be a number of bytes, got {json_length[:40]!r}"
+        ) from None
+    if not 0 < length <= len(body):
+        raise BadRequest(
+            f"Inference-Header-Content-Length is {length} but the body has {len(body)} bytes"
+        )
+    return body[:length], body[length:]
+
+
+def _take_binary_inputs(document: dict, binaries: bytes) -> dict[int, bytes]:
+    """Cut each binary input's bytes off `binaries`; give it empty `data` so it validates."""
+    taken: dict[int, bytes] = {}
+    offset = 0
+    inputs = document.get("inputs")
+    for index, tensor in enumerate(inputs if isinstance(inputs, list) else []):
+        params = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(binaries):
+            raise BadRequest(
+                f"input {index}: binary_data_size {size!r} does not fit the "
+                f"{len(binaries) - offset} binary bytes left in the body"
+            )
+        taken[index] = binaries[offset : offset + size]
+        tensor.setdefault("data", [])
+        offset += size
+    if offset != len(binaries):
+        raise BadRequest(
+            f"{len(binaries) - offset} bytes after the binary inputs are not claimed by any "
+            "input's binary_data_size"
+        )
+    return taken
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    """Pydantic's errors without the offending values: those may be whole images."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)

@@ -1,0 +1,39 @@
+"""The predictor's bad-input errors, each mapped to one HTTP status and one gRPC code.
+
+They subclass KServe's `InvalidInput`, so any KServe code path that already turns that into a
+400 / INVALID_ARGUMENT keeps working; `rest.py` and `grpc_service.py` refine the mapping.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from grpc import StatusCode
+from kserve.errors import InvalidInput
+
+
+class BadRequest(InvalidInput):
+    """The request cannot be served as sent. The message names the problem for the client."""
+
+    http_status = HTTPStatus.BAD_REQUEST
+    grpc_code = StatusCode.INVALID_ARGUMENT
+
+
+class BadImage(BadRequest):
+    """One image of the request cannot be decoded; `index` says which."""
+
+    def __init__(self, index: int, problem: str):
+        self.index = index
+        self.problem = problem
+        super().__init__(f"image {index}: {problem}")
+
+
+class TooLarge(BadRequest):
+    """A payload is over a configured limit (image bytes, pixels, images per request)."""
+
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+
+
+class ImageTooLarge(TooLarge, BadImage):
+    """One image is over the size limit; `index` says which."""

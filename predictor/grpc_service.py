@@ -1,0 +1,50 @@
+"""The V2 gRPC service: KServe's servicer, with readiness that follows the model.
+
+kserve 0.21's `ServerReady` answers true with no model loaded, and `ModelInfer` on a model that
+is still loading makes its data plane start a second load on the event loop. Here both follow
+the model, and bad input maps to INVALID_ARGUMENT or RESOURCE_EXHAUSTED with the same message
+the REST answer carries.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from grpc import ServicerContext, StatusCode
+from kserve.errors import ModelNotReady
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+from kserve.protocol.grpc.servicer import InferenceServicer
+
+from .errors import BadRequest
+
+logger = logging.getLogger(__name__)
+
+
+class PredictorServicer(InferenceServicer):
+    async def ServerReady(self, request: pb.ServerReadyRequest, context) -> pb.ServerReadyResponse:
+        registry = self._data_plane.model_registry
+        names = list(registry.get_models())
+        ready = bool(names)
+        for name in names:
+            ready = ready and await registry.is_model_ready(name)
+        return pb.ServerReadyResponse(ready=ready)
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: ServicerContext
+    ) -> pb.ModelInferResponse:
+        if not await self._data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
+            raise ModelNotReady(request.model_name)
+        return await super().ModelInfer(request, context)
+
+
+class StatusInterceptor(ExceptionToStatusInterceptor):
+    """Our bad-input errors carry their own status code; the rest is KServe's mapping."""
+
+    async def handle_exception(self, ex, request_or_iterator, context, method_name):
+        if isinstance(ex, BadRequest):
+            logger.warning("refused %s: %s", method_name, ex)
+            await context.abort(ex.grpc_code, str(ex))
+        if isinstance(ex, ModelNotReady):
+            await context.abort(StatusCode.UNAVAILABLE, str(ex))
+        await super().handle_exception(ex, request_or_iterator, context, method_name)

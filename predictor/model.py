@@ -1,0 +1,143 @@
+"""The KServe model: glue between KServe's data plane and the decode / inference functions.
+
+KServe awaits `preprocess`, `predict` and `postprocess` on its event loop. Every step that costs
+CPU time (base64, image decoding, the model call) runs in a thread pool instead, so probes and
+other requests are answered while the model works (kserve issues #3950, #5019).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import kserve
+import numpy as np
+from kserve import InferRequest
+from kserve.errors import ModelNotReady
+
+from . import codec, contract
+from .codec import ImageBatch
+from .errors import BadImage, ImageTooLarge
+from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
+from .runtime import KerasRuntime
+from .sources import locate_keras_file
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A request on its way through preprocess -> predict -> postprocess."""
+
+    request: InferRequest | None  # None for V1 and the course's /upload
+    batch: ImageBatch
+    values: np.ndarray | None = None
+
+
+class CatsDogsOtherModel(kserve.Model):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        name: str = contract.MODEL_NAME,
+        limits: ImageLimits = ImageLimits(),  # noqa: B008 (frozen dataclass)
+        max_images: int = 32,
+        decode_threads: int = 2,
+    ):
+        super().__init__(name)
+        self.model_path = model_path
+        self.limits = limits
+        self.max_images = max_images
+        self._runtime: KerasRuntime | None = None
+        self._load_lock = threading.Lock()
+        self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        # One model call at a time: the runtime already spreads one call over every core.
+        self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Load the Keras file and run one warm-up inference; only then is the model ready.
+
+        KServe's data plane calls `load()` itself when a request reaches a model that is not
+        ready; while the first load is still running that must not start a second one.
+        """
+        if not self._load_lock.acquire(blocking=False):
+            raise ModelNotReady(self.name, "the model is still loading")
+        try:
+            if self.ready:
+                return True
+            path = locate_keras_file(self.model_path)
+            runtime = KerasRuntime.load(path)
+            runtime.warm_up()
+            self._runtime = runtime
+            self.ready = True
+            logger.info("model %s loaded from %s and warmed up", self.name, path)
+            return True
+        finally:
+            self._load_lock.release()
+
+    def stop(self) -> None:
+        self._decoders.shutdown(wait=False, cancel_futures=True)
+        self._inference.shutdown(wait=False, cancel_futures=True)
+
+    def get_input_types(self) -> list[dict]:
+        return contract.input_types()
+
+    def get_output_types(self) -> list[dict]:
+        return contract.output_types()
+
+    # -- KServe's data plane hooks -------------------------------------------------------------
+
+    def validate(self, payload):
+        # KServe's default validation only knows dicts and InferRequests; ours checked already.
+        return payload
+
+    async def preprocess(self, payload, headers=None) -> _Job:
+        if isinstance(payload, InferRequest):
+            return _Job(payload, codec.batch_from_infer_request(payload, self.max_images))
+        return _Job(None, codec.batch_from_v1(payload, self.max_images))
+
+    async def predict(self, payload: _Job, headers=None) -> _Job:
+        values = await self.classify(payload.batch)
+        return _Job(payload.request, payload.batch, values)
+
+    async def postprocess(self, result: _Job, headers=None):
+        if result.request is not None:
+            return codec.infer_response(result.request, result.values)
+        return {"predictions": codec.prediction_rows(result.values)}
+
+    # -- the work, off the event loop ----------------------------------------------------------
+
+    async def classify(self, batch: ImageBatch) -> np.ndarray:
+        """The model's output rows for a batch: decode in parallel, then one model call."""
+        runtime = self._runtime
+        if runtime is None:
+            raise ModelNotReady(self.name)
+        pixels = batch.pixels if batch.pixels is not None else await self._decode_all(batch)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._inference, runtime, pixels)
+
+    async def _decode_all(self, batch: ImageBatch) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        futures = [
+            loop.run_in_executor(self._decoders, self._decode_one, index, element)
+            for index, element in enumerate(batch.images)
+        ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:  # report the first bad image by its index
+            if isinstance(result, BaseException):
+                raise result
+        return np.stack(results)
+
+    def _decode_one(self, index: int, element: codec.ImageData) -> np.ndarray:
+        data = codec.image_bytes(index, element, self.limits.max_bytes)
+        try:
+            return decode_image(data, self.limits)
+        except ImageOverLimit as exc:
+            raise ImageTooLarge(index, str(exc)) from None
+        except ImageProblem as exc:
+            raise BadImage(index, str(exc)) from None

@@ -1,0 +1,116 @@
+"""The predictor's settings: KServe's model-server flags plus ours, each with an env default.
+
+One parser, one `Settings` object per process. Flags win over environment variables, which win
+over the defaults below; `python -m predictor --help` lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from kserve import model_server
+
+from .contract import MODEL_NAME
+from .imaging import ImageLimits
+
+MIB = 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_name: str
+    model_path: str
+    listen_host: str
+    http_port: int
+    grpc_port: int
+    enable_grpc: bool
+    max_images: int
+    max_request_bytes: int
+    decode_threads: int
+    limits: ImageLimits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor",
+        description="Serve the cats / dogs / other Keras classifier over V2 REST and gRPC.",
+        parents=[model_server.parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.set_defaults(model_name=MODEL_NAME)
+    env = os.environ.get
+    parser.add_argument(
+        "--model_path",
+        default=env("MODEL_PATH"),
+        help="A .keras file, or a folder holding exactly one (env MODEL_PATH).",
+    )
+    parser.add_argument(
+        "--listen_host",
+        default=env("PREDICTOR_LISTEN_HOST", "127.0.0.1"),
+        help="Address REST and gRPC listen on. Loopback keeps the auth proxy the only door; "
+        "use 0.0.0.0 to serve without it (env PREDICTOR_LISTEN_HOST).",
+    )
+    parser.add_argument(
+        "--max_images_per_request",
+        type=int,
+        default=_env_int("MAX_IMAGES_PER_REQUEST", 32),
+        help="Most images one request may carry; more get 413 (env MAX_IMAGES_PER_REQUEST).",
+    )
+    parser.add_argument(
+        "--max_image_bytes",
+        type=int,
+        default=_env_int("MAX_IMAGE_BYTES", 10 * MIB),
+        help="Largest encoded image file; larger get 413 (env MAX_IMAGE_BYTES).",
+    )
+    parser.add_argument(
+        "--max_image_pixels",
+        type=int,
+        default=_env_int("MAX_IMAGE_PIXELS", 40_000_000),
+        help="Largest decoded image, width x height: a decompression-bomb guard "
+        "(env MAX_IMAGE_PIXELS).",
+    )
+    parser.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=_env_int("MAX_REQUEST_BYTES", 64 * MIB),
+        help="Largest REST body or gRPC message; larger get 413 / RESOURCE_EXHAUSTED "
+        "(env MAX_REQUEST_BYTES).",
+    )
+    parser.add_argument(
+        "--decode_threads",
+        type=int,
+        default=_env_int("DECODE_THREADS", available_cpus()),
+        help="Threads decoding images in parallel (env DECODE_THREADS).",
+    )
+    return parser
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model_path:
+        parser.error("a model is required: --model_path or MODEL_PATH")
+    settings = Settings(
+        model_name=args.model_name,
+        model_path=args.model_path,
+        listen_host=args.listen_host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        enable_grpc=args.enable_grpc,
+        max_images=args.max_images_per_request,
+        max_request_bytes=args.max_request_bytes,
+        decode_threads=args.decode_threads,
+        limits=ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels),
+    )
+    return settings, args

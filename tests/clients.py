@@ -1,0 +1,123 @@
+"""Real clients for the predictor's protocols: V2 REST (JSON and binary), V2 gRPC, V1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+import grpc
+import httpx
+import numpy as np
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+MODEL = "cats-dogs-other"
+INFER = f"/v2/models/{MODEL}/infer"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def json_request(images: list[bytes], **extra) -> dict:
+    inputs = [{"name": "image", "shape": [len(images)], "datatype": "BYTES"}]
+    inputs[0]["data"] = [b64(image) for image in images]
+    return {"inputs": inputs, **extra}
+
+
+def prefixed(images: list[bytes]) -> bytes:
+    """The V2 serialisation of a BYTES tensor: 4-byte little-endian length, then the bytes."""
+    return b"".join(struct.pack("<I", len(image)) + image for image in images)
+
+
+def binary_body(images: list[bytes], *, length_prefixed: bool, **extra) -> tuple[bytes, dict]:
+    """A REST binary-extension body: JSON header, then the image bytes."""
+    raw = prefixed(images) if length_prefixed else b"".join(images)
+    header = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [len(images)],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
+        **extra,
+    }
+    header_bytes = json.dumps(header).encode()
+    headers = {
+        "Inference-Header-Content-Length": str(len(header_bytes)),
+        "Content-Type": "application/octet-stream",
+    }
+    return header_bytes + raw, headers
+
+
+def values_of(answer: dict) -> tuple[list[str], np.ndarray]:
+    """(labels, values) from a V2 JSON answer."""
+    outputs = {output["name"]: output for output in answer["outputs"]}
+    values = np.asarray(outputs["values"]["data"], dtype=np.float32)
+    return outputs["prediction"]["data"], values.reshape(outputs["values"]["shape"])
+
+
+def parse_binary_answer(response: httpx.Response) -> tuple[list[str], np.ndarray]:
+    """(labels, values) from a V2 REST answer in the binary-data extension."""
+    json_length = int(response.headers["inference-header-content-length"])
+    header = json.loads(response.content[:json_length])
+    offset, outputs = json_length, {}
+    for output in header["outputs"]:
+        size = output["parameters"]["binary_data_size"]
+        outputs[output["name"]] = (output, response.content[offset : offset + size])
+        offset += size
+    labels, raw = [], outputs["prediction"][1]
+    position = 0
+    while position < len(raw):
+        (length,) = struct.unpack_from("<I", raw, position)
+        labels.append(raw[position + 4 : position + 4 + length].decode())
+        position += 4 + length
+    values_header, values_raw = outputs["values"]
+    values = np.frombuffer(values_raw, dtype="<f4").reshape(values_header["shape"])
+    return labels, values
+
+
+def grpc_stub(target: str) -> tuple[grpc.Channel, GRPCInferenceServiceStub]:
+    channel = grpc.insecure_channel(
+        target, options=[("grpc.max_send_message_length", 128 * 1024 * 1024)]
+    )
+    return channel, GRPCInferenceServiceStub(channel)
+
+
+def grpc_image_request(images: list[bytes], *, raw: bool, model: str = MODEL):
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="image", datatype="BYTES", shape=[len(images)]
+    )
+    if raw:
+        return pb.ModelInferRequest(
+            model_name=model, inputs=[tensor], raw_input_contents=[prefixed(images)]
+        )
+    tensor.contents.bytes_contents.extend(images)
+    return pb.ModelInferRequest(model_name=model, inputs=[tensor])
+
+
+def grpc_values(response: pb.ModelInferResponse) -> tuple[list[str], np.ndarray]:
+    """(labels, values) from a gRPC answer, contents or raw_output_contents alike."""
+    result = {}
+    for index, output in enumerate(response.outputs):
+        if response.raw_output_contents:
+            raw = response.raw_output_contents[index]
+            if output.datatype == "BYTES":
+                items, position = [], 0
+                while position < len(raw):
+                    (length,) = struct.unpack_from("<I", raw, position)
+                    items.append(raw[position + 4 : position + 4 + length])
+                    position += 4 + length
+                result[output.name] = items
+            else:
+                result[output.name] = np.frombuffer(raw, dtype="<f4").reshape(output.shape)
+        elif output.datatype == "BYTES":
+            result[output.name] = list(output.contents.bytes_contents)
+        else:
+            result[output.name] = np.asarray(output.contents.fp32_contents, dtype=np.float32)
+            result[output.name] = result[output.name].reshape(output.shape)
+    labels = [item.decode() for item in result["prediction"]]
+    return labels, result["values"]

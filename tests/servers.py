@@ -1,0 +1,113 @@
+"""Start the project's real processes on loopback for the tests, and wait until they serve."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Process:
+    """A server process of ours, its log, and what its start-up looked like from outside."""
+
+    popen: subprocess.Popen
+    log_path: Path
+    http_port: int
+    grpc_port: int
+    # (seconds since start, live status, ready status) for each poll while it came up
+    start_polls: list[tuple[float, int, int]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def start_predictor(model_path: str | Path, log_dir: Path, *args: str, **env: str) -> Process:
+    """Run `python -m predictor` on free ports; return once it has started (not necessarily
+    ready). Use `wait_ready` to wait for the model."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = log_dir / f"predictor-{http_port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "predictor",
+        "--model_path",
+        str(model_path),
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+        *args,
+    ]
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+        )
+    return Process(popen, log_path, http_port, grpc_port)
+
+
+def wait_ready(process: Process, timeout: float = 180) -> Process:
+    """Poll live and ready every 20 ms until ready; record what each poll saw."""
+    started = time.monotonic()
+    with httpx.Client(base_url=process.url, timeout=2) as client:
+        while time.monotonic() - started < timeout:
+            if process.popen.poll() is not None:
+                raise RuntimeError(
+                    f"predictor exited with {process.popen.returncode}:\n{process.log()[-3000:]}"
+                )
+            live = ready = 0
+            with contextlib.suppress(httpx.TransportError):
+                live = client.get("/v2/health/live").status_code
+                ready = client.get("/v2/models/cats-dogs-other/ready").status_code
+            if live:
+                process.start_polls.append((time.monotonic() - started, live, ready))
+            if ready == 200:
+                return process
+            time.sleep(0.02)
+    process.stop()
+    raise RuntimeError(f"predictor not ready after {timeout} s:\n{process.log()[-3000:]}")
+
+
+def wait_exit(process: Process, timeout: float = 120) -> int:
+    try:
+        return process.popen.wait(timeout)
+    finally:
+        process.stop()
