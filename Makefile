@@ -6,7 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt
+REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
+                auth-proxy/pyproject.toml
 
 MODEL_PATH ?=
 HTTP_PORT  ?= 8080
@@ -21,6 +22,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r predictor/requirements.txt -r tests/requirements.txt \
 	    -c predictor/constraints.txt
+	$(PY) -m pip install --quiet -e ./auth-proxy -c predictor/constraints.txt
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -31,6 +31,7 @@ class Process:
     log_path: Path
     http_port: int
     grpc_port: int
+    admin_port: int = 0
     # (seconds since start, live status, ready status) for each poll while it came up
     start_polls: list[tuple[float, int, int]] = field(default_factory=list)
 
@@ -111,3 +112,36 @@ def wait_exit(process: Process, timeout: float = 120) -> int:
         return process.popen.wait(timeout)
     finally:
         process.stop()
+
+
+def start_proxy(log_dir: Path, **env: str) -> Process:
+    """Run `python -m auth_proxy` on free ports with `env`; return once its admin port answers.
+    `Process.http_port` is the REST door, `grpc_port` the gRPC door, `admin_port` its own."""
+    http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
+    log_path = log_dir / f"proxy-{http_port}.log"
+    settings = {
+        "PROXY_LISTEN_HOST": "127.0.0.1",
+        "PROXY_HTTP_PORT": str(http_port),
+        "PROXY_GRPC_PORT": str(grpc_port),
+        "PROXY_ADMIN_PORT": str(admin_port),
+        **env,
+    }
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "auth_proxy"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **settings},
+        )
+    process = Process(popen, log_path, http_port, grpc_port, admin_port)
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        if popen.poll() is not None:
+            raise RuntimeError(f"auth-proxy exited with {popen.returncode}:\n{process.log()}")
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{admin_port}/livez", timeout=1)
+            return process
+        time.sleep(0.05)
+    process.stop()
+    raise RuntimeError(f"auth-proxy did not start:\n{process.log()}")

@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
-from . import images
-from .clients import (
+from .. import images
+from ..clients import (
     INFER,
     MODEL,
     b64,

@@ -1,0 +1,111 @@
+"""Fixtures: a real issuer (discovery + JWKS over HTTP), an echoing upstream, and real proxy
+processes in front of the real predictor, the echo server, or nothing at all."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ..issuer import AUDIENCE, OTHER_AUDIENCE, Issuer
+from ..servers import free_port, start_proxy
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    server = Issuer()
+    yield server
+    server.down()
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers with what it received; `/slow` first sleeps 3 s; `/big` streams 5 MB."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self):
+        body = self._read_body()
+        if self.path.startswith("/slow"):
+            time.sleep(3)
+        if self.path.startswith("/big"):
+            data = bytes(range(256)) * (5 * 4096)
+            content_type = "application/octet-stream"
+        else:
+            echo = {
+                "method": self.command,
+                "path": self.path,
+                "headers": [[name.lower(), value] for name, value in self.headers.items()],
+                "body_length": len(body),
+            }
+            data, content_type = json.dumps(echo).encode(), "application/json"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Upstream", "echo")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def echo_url():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), EchoHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def issuer_env(issuer: Issuer) -> dict[str, str]:
+    return {
+        "OAUTH2_ISSUER": issuer.url,
+        "OAUTH2_AUDIENCE": f"{AUDIENCE},{OTHER_AUDIENCE}",
+        "JWKS_MIN_REFRESH_SECONDS": "2",
+    }
+
+
+@pytest.fixture(scope="module")
+def proxy(issuer, predictor, tmp_path_factory):
+    """The proxy in front of the real predictor; keys found by OIDC discovery."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("proxy"),
+        **issuer_env(issuer),
+        UPSTREAM_HTTP=predictor.url,
+        UPSTREAM_GRPC=predictor.grpc_target,
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def echo_proxy(issuer, echo_url, tmp_path_factory):
+    """The proxy in front of the echo server, a 1 s upstream timeout and a 1 MiB body limit;
+    its gRPC upstream is a closed port (the predictor is down)."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("echo-proxy"),
+        **issuer_env(issuer),
+        UPSTREAM_HTTP=echo_url,
+        UPSTREAM_GRPC=f"127.0.0.1:{free_port()}",
+        UPSTREAM_TIMEOUT_SECONDS="1",
+        MAX_BODY_BYTES=str(1024 * 1024),
+    )
+    yield process
+    process.stop()

@@ -1,0 +1,53 @@
+"""Settings read from the environment: the course's variables, and refusals of unsafe ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth_proxy.settings import SettingsError, jwks_uri_for, load_settings
+
+BASE = {"OAUTH2_ISSUER": "https://tenant.eu.auth0.com/", "OAUTH2_AUDIENCE": "https://api"}
+
+
+def test_the_courses_relative_jwks_uri_is_joined_to_the_issuer():
+    assert (
+        jwks_uri_for("https://tenant.eu.auth0.com/", ".well-known/jwks.json")
+        == "https://tenant.eu.auth0.com/.well-known/jwks.json"
+    )
+    assert jwks_uri_for("https://idp/realms/x", "certs") == "https://idp/realms/x/certs"
+    assert jwks_uri_for("https://idp/", "file:///keys/jwks.json") == "file:///keys/jwks.json"
+    assert jwks_uri_for("https://idp/", None) is None  # discovery
+
+
+def test_defaults():
+    settings = load_settings(BASE)
+    assert settings.rules.scope == "get::prediction"
+    assert settings.rules.algorithms == ("RS256",)
+    assert settings.rules.leeway_seconds == 60
+    assert settings.jwks_ttl_seconds == 600
+    assert settings.upstream_http == "http://127.0.0.1:8080"
+    assert settings.upstream_grpc == "127.0.0.1:8081"
+    assert "/v2/models/cats-dogs-other/ready" in settings.public_paths
+
+
+def test_several_audiences_and_algorithms():
+    settings = load_settings(
+        {**BASE, "OAUTH2_AUDIENCE": "a, b", "OAUTH2_ALGORITHMS": "RS256,ES256,PS256"}
+    )
+    assert settings.rules.audiences == ("a", "b")
+    assert settings.rules.algorithms == ("RS256", "ES256", "PS256")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OAUTH2_AUDIENCE": "x"}, "OAUTH2_ISSUER is required"),
+        ({"OAUTH2_ISSUER": "https://i/"}, "OAUTH2_AUDIENCE is required"),
+        ({**BASE, "OAUTH2_ALGORITHMS": "RS256,HS256"}, "may not include HS256"),
+        ({**BASE, "OAUTH2_ALGORITHMS": "none"}, "may not include none"),
+        ({**BASE, "PROXY_HTTP_PORT": "eighty"}, "PROXY_HTTP_PORT must be a number"),
+    ],
+)
+def test_unsafe_or_missing_settings_are_refused(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
