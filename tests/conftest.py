@@ -6,30 +6,11 @@ import os
 
 import pytest
 
+from tools.contract_model import build_contract_model
+
 from .servers import start_predictor, wait_ready
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def build_contract_model(path, seed: int = 0):
-    """A small model with the course's outside: 224x224x3 in, three sigmoids out.
-
-    Its convolutions cost about 5 ms per image here, enough for a few concurrent requests to
-    keep it busy, so tests under load load the model and not only the image decoders."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((224, 224, 3))
-    x = keras.layers.Rescaling(1 / 128)(inputs)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = keras.layers.Conv2D(64, 3, activation="relu")(x)
-    x = keras.layers.Conv2D(64, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D(4)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(3, activation="sigmoid")(x)
-    model = keras.Model(inputs, outputs)
-    model.save(path)
-    return model
 
 
 @pytest.fixture(scope="session")
