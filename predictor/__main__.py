@@ -19,7 +19,9 @@ logger = logging.getLogger("predictor")
 def main(argv: list[str] | None = None) -> int:
     settings, _ = parse_settings(argv)
     model = CatsDogsOtherModel(
-        settings.model_path,
+        settings.model_uri,
+        cache_dir=settings.cache_dir,
+        fetch_timeout=settings.fetch_timeout,
         name=settings.model_name,
         limits=settings.limits,
         max_images=settings.max_images,

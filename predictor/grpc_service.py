@@ -30,6 +30,13 @@ class PredictorServicer(InferenceServicer):
             ready = ready and await registry.is_model_ready(name)
         return pb.ServerReadyResponse(ready=ready)
 
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
+        answer = await super().ModelMetadata(request, context)
+        model = self._data_plane.get_model_from_registry(request.name)
+        answer.versions.extend(model.metadata()["versions"])
+        answer.platform = model.metadata()["platform"]
+        return answer
+
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: ServicerContext
     ) -> pb.ModelInferResponse:

@@ -12,18 +12,19 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import kserve
 import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract
+from . import codec, contract, sources
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge
 from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
 from .runtime import KerasRuntime
-from .sources import locate_keras_file
+from .sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +41,20 @@ class _Job:
 class CatsDogsOtherModel(kserve.Model):
     def __init__(
         self,
-        model_path: str,
+        model_uri: str,
         *,
+        cache_dir: Path,
+        fetch_timeout: float = 300.0,
         name: str = contract.MODEL_NAME,
         limits: ImageLimits = ImageLimits(),  # noqa: B008 (frozen dataclass)
         max_images: int = 32,
         decode_threads: int = 2,
     ):
         super().__init__(name)
-        self.model_path = model_path
+        self.model_uri = model_uri
+        self.cache_dir = cache_dir
+        self.fetch_timeout = fetch_timeout
+        self.resolved: ResolvedModel | None = None
         self.limits = limits
         self.max_images = max_images
         self._runtime: KerasRuntime | None = None
@@ -60,7 +66,7 @@ class CatsDogsOtherModel(kserve.Model):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def load(self) -> bool:
-        """Load the Keras file and run one warm-up inference; only then is the model ready.
+        """Fetch the model, load it and run one warm-up inference; only then is it ready.
 
         KServe's data plane calls `load()` itself when a request reaches a model that is not
         ready; while the first load is still running that must not start a second one.
@@ -70,12 +76,16 @@ class CatsDogsOtherModel(kserve.Model):
         try:
             if self.ready:
                 return True
-            path = locate_keras_file(self.model_path)
-            runtime = KerasRuntime.load(path)
+            resolved = sources.resolve(
+                self.model_uri, self.cache_dir, give_up_after=self.fetch_timeout
+            )
+            runtime = KerasRuntime.load(resolved.path)
             runtime.warm_up()
-            self._runtime = runtime
+            self._runtime, self.resolved = runtime, resolved
             self.ready = True
-            logger.info("model %s loaded from %s and warmed up", self.name, path)
+            facts = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
+            cached = " (from the cache)" if resolved.from_cache else ""
+            logger.info("model %s loaded and warmed up%s: %s", self.name, cached, facts)
             return True
         finally:
             self._load_lock.release()
@@ -83,6 +93,18 @@ class CatsDogsOtherModel(kserve.Model):
     def stop(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
         self._inference.shutdown(wait=False, cancel_futures=True)
+
+    def metadata(self) -> dict:
+        """`GET /v2/models/<name>`: the tensors, and which model file is live."""
+        facts = self.resolved.describe() if self.resolved else {}
+        return {
+            "name": self.name,
+            "versions": [facts["sha256"][:12]] if facts else [],
+            "platform": "keras",
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+            "parameters": facts,
+        }
 
     def get_input_types(self) -> list[dict]:
         return contract.input_types()

@@ -4,6 +4,8 @@ Registered before KServe's own routes, so where both match a path ours answers:
 - `POST /v2/models/{name}/infer`: kserve 0.21 decodes binary BYTES inputs as UTF-8 (raw image
   bytes give a 500); ours keeps them bytes, and owns JSON parsing so bad bodies get a 400.
 - `GET /v2/health/ready`: kserve 0.21 says ready with no model ready; ours follows the model.
+- `GET /v2/models/{name}`: KServe's drops `versions` and `parameters`; ours says which file is
+  live (URI, location, run, registry version, SHA-256).
 - The course's `GET /health` and `POST /upload`, and `/docs` + `/redoc` to list them.
 """
 
@@ -66,6 +68,11 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
             media_type="application/octet-stream",
             headers={INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)},
         )
+
+    @app.get("/v2/models/{model_name}", tags=["V2"])
+    async def model_metadata(model_name: str) -> JSONResponse:
+        """Inputs and outputs, and which model file is live (`versions`, `parameters`)."""
+        return JSONResponse(dataplane.get_model_from_registry(model_name).metadata())
 
     @app.get("/v2/health/ready", tags=["V2"])
     async def server_ready() -> JSONResponse:

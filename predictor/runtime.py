@@ -38,7 +38,10 @@ class KerasRuntime:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for a file that is not a model.
-            raise ModelFileError(f"{path} is not a loadable Keras model: {exc}") from exc
+            reason = (
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            )
+            raise ModelFileError(f"{path} is not a loadable Keras model: {reason}") from exc
         return cls(model)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from uvicorn.importer import import_from_string
 from .grpc_service import PredictorServicer, StatusInterceptor
 from .rest import BodyLimit, install_error_answers, install_routes
 from .settings import Settings
+from .sources import redact
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,10 @@ class PredictorServer(kserve.ModelServer):
             try:
                 await loop.run_in_executor(None, model.load)
             except Exception as exc:
-                raise ModelLoadFailed(f"cannot load model {model.name}: {exc}") from exc
+                where = redact(getattr(model, "model_uri", ""))
+                raise ModelLoadFailed(
+                    f"cannot load model {model.name} from {where}: {redact(str(exc))}"
+                ) from exc
         # TensorFlow and Keras leave ~10^6 long-lived objects; a full garbage collection that
         # walks them all stalls every thread, the event loop included, for 100+ ms. Freezing
         # them into the permanent generation keeps collections to what requests allocate.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from kserve import model_server
 
@@ -23,6 +24,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cats-dogs-other" / "models"
+
+
 def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -30,7 +36,9 @@ def available_cpus() -> int:
 @dataclass(frozen=True)
 class Settings:
     model_name: str
-    model_path: str
+    model_uri: str
+    cache_dir: Path
+    fetch_timeout: float
     listen_host: str
     http_port: int
     grpc_port: int
@@ -51,9 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(model_name=MODEL_NAME)
     env = os.environ.get
     parser.add_argument(
+        "--model_uri",
+        default=env("MODEL_URI") or env("STORAGE_URI"),
+        help="Where the model is: a .keras file or a folder with one, s3://…, runs:/…, "
+        "models:/…, mlflow-experiment:<name> (env MODEL_URI, else KServe's STORAGE_URI).",
+    )
+    parser.add_argument(
         "--model_path",
         default=env("MODEL_PATH"),
-        help="A .keras file, or a folder holding exactly one (env MODEL_PATH).",
+        help="A local .keras file or a folder holding one: the same as --model_uri with a path "
+        "(env MODEL_PATH).",
+    )
+    parser.add_argument(
+        "--model_cache_dir",
+        default=env("MODEL_CACHE_DIR", str(_default_cache_dir())),
+        help="Where downloaded models are kept and reused (env MODEL_CACHE_DIR).",
+    )
+    parser.add_argument(
+        "--model_fetch_timeout",
+        type=float,
+        default=float(env("MODEL_FETCH_TIMEOUT_SECONDS") or 300),
+        help="How long to retry an unreachable model source before giving up "
+        "(env MODEL_FETCH_TIMEOUT_SECONDS).",
     )
     parser.add_argument(
         "--listen_host",
@@ -99,11 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.model_path:
-        parser.error("a model is required: --model_path or MODEL_PATH")
+    if args.model_uri and args.model_path:
+        parser.error("give --model_uri or --model_path, not both")
+    model_uri = args.model_uri or args.model_path
+    if not model_uri:
+        parser.error("a model is required: --model_uri (MODEL_URI) or --model_path")
     settings = Settings(
         model_name=args.model_name,
-        model_path=args.model_path,
+        model_uri=model_uri,
+        cache_dir=Path(args.model_cache_dir),
+        fetch_timeout=args.model_fetch_timeout,
         listen_host=args.listen_host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,

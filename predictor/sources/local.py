@@ -1,16 +1,11 @@
-"""Find the Keras file a model path names.
-
-A path may name the `.keras` file itself or a folder holding exactly one (KServe's storage
-initializer puts models in `/mnt/models`). Remote sources (S3, MLflow) resolve to such a path.
-"""
+"""A model on the local file system: a `.keras` file, or a folder holding exactly one
+(KServe's storage initializer puts models in `/mnt/models`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-class ModelSourceError(ValueError):
-    """The model source names nothing servable; the message names the path and the problem."""
+from .errors import ModelSourceError
 
 
 def locate_keras_file(path: str | Path) -> Path:
