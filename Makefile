@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
                 auth-proxy/pyproject.toml
 
-MODEL ?=
+MODEL ?=        # empty: the built-in demo model
 HTTP_PORT  ?= 8080
 GRPC_PORT  ?= 8081
 
@@ -26,8 +26,7 @@ $(STAMP): $(REQUIREMENTS)
 	touch $(STAMP)
 
 serve: $(STAMP)
-	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<path, s3://, runs:/, models:/ ...>" >&2; exit 2; }
-	$(PY) -m predictor --model_uri "$(MODEL)" --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+	$(PY) -m predictor $(if $(MODEL),--model_uri "$(MODEL)") --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

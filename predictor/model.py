@@ -19,7 +19,7 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, sources
+from . import codec, contract, default_model, sources
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge
 from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
@@ -76,9 +76,8 @@ class CatsDogsOtherModel(kserve.Model):
         try:
             if self.ready:
                 return True
-            resolved = sources.resolve(
-                self.model_uri, self.cache_dir, give_up_after=self.fetch_timeout
-            )
+            uri = self.model_uri or str(default_model.PATH)
+            resolved = sources.resolve(uri, self.cache_dir, give_up_after=self.fetch_timeout)
             runtime = KerasRuntime.load(resolved.path)
             runtime.warm_up()
             self._runtime, self.resolved = runtime, resolved
@@ -86,6 +85,8 @@ class CatsDogsOtherModel(kserve.Model):
             facts = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
             cached = " (from the cache)" if resolved.from_cache else ""
             logger.info("model %s loaded and warmed up%s: %s", self.name, cached, facts)
+            if not self.model_uri:
+                logger.warning("no model URI given: serving the %s", default_model.DESCRIPTION)
             return True
         finally:
             self._load_lock.release()
@@ -97,6 +98,8 @@ class CatsDogsOtherModel(kserve.Model):
     def metadata(self) -> dict:
         """`GET /v2/models/<name>`: the tensors, and which model file is live."""
         facts = self.resolved.describe() if self.resolved else {}
+        if facts and not self.model_uri:
+            facts["model"] = default_model.DESCRIPTION
         return {
             "name": self.name,
             "versions": [facts["sha256"][:12]] if facts else [],

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model_uri",
         default=env("MODEL_URI") or env("STORAGE_URI"),
         help="Where the model is: a .keras file or a folder with one, s3://…, runs:/…, "
-        "models:/…, mlflow-experiment:<name> (env MODEL_URI, else KServe's STORAGE_URI).",
+        "models:/…, mlflow-experiment:<name> (env MODEL_URI, else KServe's STORAGE_URI). "
+        "None: the built-in demo model.",
     )
     parser.add_argument(
         "--model_path",
@@ -128,9 +129,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     args = parser.parse_args(argv)
     if args.model_uri and args.model_path:
         parser.error("give --model_uri or --model_path, not both")
-    model_uri = args.model_uri or args.model_path
-    if not model_uri:
-        parser.error("a model is required: --model_uri (MODEL_URI) or --model_path")
+    model_uri = args.model_uri or args.model_path or ""  # "": the built-in demo model
     settings = Settings(
         model_name=args.model_name,
         model_uri=model_uri,

@@ -1,0 +1,66 @@
+"""With no model URI the predictor serves the built-in demo model, says so, and it works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..clients import INFER, MODEL, json_request, values_of
+from ..images import SHARED_PHOTOS
+from ..servers import ROOT, start_predictor, wait_ready
+
+CAT = Path(__file__).resolve().parents[1] / "fixtures" / "cat.png"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    process = start_predictor("", tmp_path_factory.mktemp("demo"))
+    try:
+        yield wait_ready(process)
+    finally:
+        process.stop()
+
+
+def test_it_says_plainly_once_that_it_serves_the_demo_model(demo):
+    log = demo.log()
+    assert log.count("no model URI given: serving the built-in demo model") == 1
+    facts = httpx.get(f"{demo.url}/v2/models/{MODEL}").json()["parameters"]
+    assert facts["model"].startswith("built-in demo model (EfficientNet-Lite0")
+    assert facts["uri"].endswith("predictor/default_model/cats-dogs-other-lite0.keras")
+
+
+def test_the_courses_cat_photo_is_a_cat(demo):
+    upload = httpx.post(f"{demo.url}/upload", files={"file": ("cat.png", CAT.read_bytes())})
+    assert upload.status_code == 200
+    assert upload.json()["prediction"] == "Cat"
+    labels, values = values_of(
+        httpx.post(demo.url + INFER, json=json_request([CAT.read_bytes()])).json()
+    )
+    assert labels == ["Cat"]
+    assert values[0][0] > 0.5 > max(values[0][1], values[0][2])
+
+
+def test_the_measuring_script_on_the_course_photos(demo):
+    if not (SHARED_PHOTOS / "labels.csv").is_file():
+        pytest.skip(f"course photos not found at {SHARED_PHOTOS} (../shared is absent)")
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.measure_accuracy", demo.url, str(SHARED_PHOTOS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    print(result.stdout)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model: built-in demo model")
+    assert lines[1].startswith("85 photos from")
+    # These photos trained the head, so this checks the script and the serving path, not the
+    # model's accuracy (the cross-validated estimate is in predictor/default_model/README.md).
+    accuracy = float(lines[2].split()[1].rstrip("%"))
+    assert accuracy >= 97.0
+    assert "confusion (rows: truth, columns: predicted)" in result.stdout
