@@ -121,3 +121,33 @@ def grpc_values(response: pb.ModelInferResponse) -> tuple[list[str], np.ndarray]
             result[output.name] = result[output.name].reshape(output.shape)
     labels = [item.decode() for item in result["prediction"]]
     return labels, result["values"]
+
+
+def send_headers_only(port: int, head: str) -> tuple[str, str]:
+    """Send an HTTP request head announcing a body, send no body, and read the whole answer:
+    (status line, body). For limits that must answer before the body is sent."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        header, _, body = answer.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in header.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        while len(body) < length:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+    return header.split(b"\r\n")[0].decode(), body.decode()

@@ -3,11 +3,10 @@ predictor cannot: headers, streaming, body limits, 502, 504, the probe allow-lis
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
+from ..clients import send_headers_only
 from ..servers import free_port, start_proxy
 from .conftest import issuer_env
 
@@ -106,16 +105,13 @@ def test_large_answers_stream_back_whole(echo_proxy, issuer):
 
 
 def test_declared_body_over_the_limit_is_413_before_it_is_sent(echo_proxy, issuer):
-    with socket.create_connection(("127.0.0.1", echo_proxy.http_port), timeout=10) as sock:
-        sock.sendall(
-            (
-                f"POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {issuer.token()}\r\n"
-                f"Content-Length: {2 * 1024 * 1024}\r\n\r\n"
-            ).encode()
-        )
-        answer = sock.recv(4096).decode()
-    assert answer.startswith("HTTP/1.1 413")
-    assert "over the limit of 1048576" in answer
+    status, body = send_headers_only(
+        echo_proxy.http_port,
+        f"POST /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {issuer.token()}\r\n"
+        f"Content-Length: {2 * 1024 * 1024}\r\n\r\n",
+    )
+    assert status.startswith("HTTP/1.1 413")
+    assert "over the limit of 1048576" in body
 
 
 def test_streamed_body_over_the_limit_is_413(echo_proxy, issuer):

@@ -7,7 +7,6 @@ correctly and that its log holds none of the payloads sent.
 from __future__ import annotations
 
 import base64
-import socket
 
 import grpc
 import httpx
@@ -23,6 +22,7 @@ from ..clients import (
     grpc_image_request,
     grpc_stub,
     json_request,
+    send_headers_only,
     values_of,
 )
 
@@ -144,14 +144,13 @@ def test_binary_extension_batch_that_is_not_length_prefixed(predictor):
 
 
 def test_body_over_the_request_limit_is_refused_before_it_is_sent(predictor):
-    with socket.create_connection(("127.0.0.1", predictor.http_port), timeout=10) as sock:
-        sock.sendall(
-            f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {200 * 1024 * 1024}\r\n\r\n".encode()
-        )
-        answer = sock.recv(4096).decode()
-    assert answer.startswith("HTTP/1.1 413")
-    assert "over the limit" in answer
+    status, body = send_headers_only(
+        predictor.http_port,
+        f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {200 * 1024 * 1024}\r\n\r\n",
+    )
+    assert status.startswith("HTTP/1.1 413")
+    assert "over the limit" in body
 
 
 def test_v1_bad_inputs(predictor):
