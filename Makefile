@@ -9,9 +9,6 @@ STAMP  := $(VENV)/.installed
 REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
                 auth-proxy/pyproject.toml
 
-MODEL ?=        # empty: the built-in demo model
-HTTP_PORT  ?= 8080
-GRPC_PORT  ?= 8081
 
 .PHONY: venv serve test lint clean
 
@@ -26,11 +23,14 @@ $(STAMP): $(REQUIREMENTS)
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(PY) -m predictor $(if $(MODEL),--model_uri "$(MODEL)") --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+	$(PY) -m tools.serve_pod
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/actionlint
 
 test: lint
 	$(PY) -m pytest

@@ -1,0 +1,62 @@
+"""`python -m auth_proxy` serves; `dev-keys` and `dev-token` make a local issuer."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvloop
+
+from . import devkeys
+from .settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m auth_proxy",
+        description="JWT-validating proxy for the predictor; configured by environment variables "
+        "(see the README). With no command, it serves.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    keys = commands.add_parser("dev-keys", help="write a development key pair and its JWKS")
+    keys.add_argument("--dir", type=Path, default=Path(".dev-issuer"))
+    keys.add_argument("--issuer", default=devkeys.DEV_ISSUER)
+    keys.add_argument("--audience", default=devkeys.DEV_AUDIENCE)
+    token = commands.add_parser("dev-token", help="print a token signed by the development key")
+    token.add_argument("--dir", type=Path, default=Path(".dev-issuer"))
+    token.add_argument("--scope", default="get::prediction")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 2d")
+    token.add_argument("--subject", default="dev-user")
+    args = parser.parse_args(argv)
+
+    if args.command == "dev-keys":
+        config = devkeys.write_dev_keys(args.dir, args.issuer, args.audience)
+        jwks = (args.dir / "jwks.json").resolve()
+        print(f"OAUTH2_ISSUER={config['issuer']}")
+        print(f"OAUTH2_AUDIENCE={config['audience']}")
+        print(f"OAUTH2_JWKS_URI=file://{jwks}")
+        return 0
+    if args.command == "dev-token":
+        print(
+            devkeys.dev_token(args.dir, args.scope, devkeys.parse_duration(args.ttl), args.subject)
+        )
+        return 0
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"auth-proxy: {exc}", file=sys.stderr)
+        return 2
+    from .app import serve
+
+    uvloop.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The one place that builds refusals: RFC 6750 for REST, the matching gRPC status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Refusal(Exception):
+    """Why a request is not forwarded. `error` is RFC 6750's code, None for a missing token."""
+
+    status: int
+    error: str | None
+    description: str
+    scope: str | None = None  # set on insufficient_scope: the scope that was needed
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def no_token(
+    description: str = "a bearer token is required: Authorization: Bearer <token>",
+) -> Refusal:
+    return Refusal(401, None, description)
+
+
+def invalid_request(description: str) -> Refusal:
+    return Refusal(400, "invalid_request", description)
+
+
+def invalid_token(description: str) -> Refusal:
+    return Refusal(401, "invalid_token", description)
+
+
+def insufficient_scope(description: str, scope: str) -> Refusal:
+    return Refusal(403, "insufficient_scope", description, scope)
+
+
+def keys_unavailable(description: str) -> Refusal:
+    """No signing key was ever fetched: the fault is ours, not the token's (503, not 401)."""
+    return Refusal(503, "temporarily_unavailable", description)
+
+
+def gateway_error(status: int, description: str) -> Refusal:
+    return Refusal(status, "bad_gateway" if status == 502 else "gateway_timeout", description)
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def www_authenticate(refusal: Refusal, realm: str) -> str:
+    parts = [f"realm={_quoted(realm)}"]
+    if refusal.error in ("invalid_request", "invalid_token", "insufficient_scope"):
+        parts.append(f"error={_quoted(refusal.error)}")
+        parts.append(f"error_description={_quoted(refusal.description)}")
+    if refusal.scope:
+        parts.append(f"scope={_quoted(refusal.scope)}")
+    return "Bearer " + ", ".join(parts)
+
+
+def rest_answer(refusal: Refusal, realm: str) -> web.Response:
+    body: dict[str, str] = {"error": refusal.error or "unauthorized"}
+    body["error_description"] = refusal.description
+    if refusal.scope:
+        body["scope"] = refusal.scope
+    headers = {}
+    if refusal.status in (400, 401, 403):
+        headers["WWW-Authenticate"] = www_authenticate(refusal, realm)
+    return web.json_response(body, status=refusal.status, headers=headers)
+
+
+GRPC_CODES = {
+    400: grpc.StatusCode.UNAUTHENTICATED,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    502: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def grpc_code(refusal: Refusal) -> grpc.StatusCode:
+    return GRPC_CODES.get(refusal.status, grpc.StatusCode.UNKNOWN)

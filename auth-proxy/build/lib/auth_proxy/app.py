@@ -1,0 +1,79 @@
+"""Wire the proxy together and run it: key cache, REST door, gRPC door, admin port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import aiohttp
+from aiohttp import web
+from grpc import aio
+
+from .admin import admin_application
+from .auth import Authorizer
+from .grpc_proxy import GrpcProxy, grpc_server
+from .jwks import KeyCache, fetcher
+from .rest_proxy import RestProxy
+from .settings import Settings
+
+logger = logging.getLogger("auth_proxy")
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        source = settings.jwks_uri or f"{settings.rules.issuer} (OIDC discovery)"
+        keys = KeyCache(
+            fetcher(settings.jwks_uri, settings.rules.issuer, session),
+            source=source,
+            ttl_seconds=settings.jwks_ttl_seconds,
+            min_refresh_seconds=settings.jwks_min_refresh_seconds,
+        )
+        await keys.refresh()
+        refresher = asyncio.create_task(keys.keep_fresh())
+        authorizer = Authorizer(settings.rules, keys)
+
+        limit = settings.max_body_bytes
+        channel = aio.insecure_channel(
+            settings.upstream_grpc,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ],
+        )
+        grpc = grpc_server(settings, GrpcProxy(settings, authorizer, channel))
+        runners = []
+        for application, port in (
+            (RestProxy(settings, authorizer, session).application(), settings.http_port),
+            (admin_application(keys), settings.admin_port),
+        ):
+            runner = web.AppRunner(application, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
+            runners.append(runner)
+        await grpc.start()
+        logger.info(
+            "auth-proxy on %s: REST %d -> %s, gRPC %d -> %s, admin %d",
+            settings.listen_host,
+            settings.http_port,
+            settings.upstream_http,
+            settings.grpc_port,
+            settings.upstream_grpc,
+            settings.admin_port,
+        )
+        await stop.wait()
+        logger.info("stopping")
+        await grpc.stop(grace=10)
+        for runner in runners:
+            await runner.cleanup()
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await channel.close()

@@ -1,0 +1,134 @@
+"""The issuer's signing keys: fetched, cached, refreshed, and refetched on rotation.
+
+- Fetched at start-up, then again every TTL; a failed fetch keeps the last good keys.
+- A token naming an unknown `kid` triggers an immediate refetch (the issuer rotated its keys),
+  at most once per `min_refresh_seconds`, so a flood of made-up `kid`s cannot hammer the issuer.
+- Until a first fetch succeeds, `ready` is false and `problem` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import aiohttp
+import jwt
+
+from .metrics import KEY_FETCHES
+from .tokens import SigningKey
+
+logger = logging.getLogger(__name__)
+
+Fetch = Callable[[], Awaitable[dict]]
+
+
+class KeySetError(Exception):
+    """The key set could not be fetched or read; the message says where and why."""
+
+
+def parse_key_set(document: dict) -> dict[str, SigningKey]:
+    """Public signing keys by `kid`. Symmetric (`oct`) keys and keys for encryption are skipped:
+    a JWKS is public, so a shared secret in it would let anyone mint tokens."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeySetError("not a JWKS document: no 'keys' list")
+    keys: dict[str, SigningKey] = {}
+    for index, entry in enumerate(document["keys"]):
+        if not isinstance(entry, dict) or entry.get("kty") == "oct" or entry.get("use") == "enc":
+            continue
+        try:
+            jwk = jwt.PyJWK.from_dict(entry)
+        except jwt.PyJWTError as exc:
+            logger.warning("skipping key %s of the key set: %s", entry.get("kid", index), exc)
+            continue
+        keys[str(entry.get("kid", f"#{index}"))] = SigningKey(jwk.key, entry.get("alg"))
+    if not keys:
+        raise KeySetError("the key set holds no usable public signing key")
+    return keys
+
+
+class KeyCache:
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        source: str,
+        ttl_seconds: float,
+        min_refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._fetch = fetch
+        self.source = source
+        self.ttl_seconds = ttl_seconds
+        self.min_refresh_seconds = min_refresh_seconds
+        self._clock = clock
+        self.keys: dict[str, SigningKey] = {}
+        self.problem: str | None = "the signing keys have not been fetched yet"
+        self.fetch_count = 0
+        self._last_attempt = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.keys)
+
+    async def refresh(self) -> bool:
+        """Fetch the key set now; on failure keep the keys we had. True if it succeeded."""
+        async with self._lock:
+            self._last_attempt = self._clock()
+            self.fetch_count += 1
+            try:
+                keys = parse_key_set(await self._fetch())
+            except (KeySetError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                KEY_FETCHES.labels("failed").inc()
+                self.problem = f"cannot fetch the signing keys from {self.source}: {exc}"
+                kept = "; keeping the last good keys" if self.keys else ""
+                logger.warning("%s%s", self.problem, kept)
+                return False
+            KEY_FETCHES.labels("ok").inc()
+            if set(keys) != set(self.keys):
+                logger.info("signing keys from %s: %s", self.source, ", ".join(sorted(keys)))
+            self.keys, self.problem = keys, None
+            return True
+
+    async def refresh_for_unknown_kid(self) -> bool:
+        """Refetch because a token named a key we lack, unless we fetched very recently."""
+        if self._clock() - self._last_attempt < self.min_refresh_seconds:
+            return False
+        return await self.refresh()
+
+    async def keep_fresh(self) -> None:
+        """Refresh every TTL; while no keys were ever fetched, retry every few seconds."""
+        while True:
+            await asyncio.sleep(self.ttl_seconds if self.ready else min(5.0, self.ttl_seconds))
+            await self.refresh()
+
+
+def fetcher(jwks_uri: str | None, issuer: str, session: aiohttp.ClientSession) -> Fetch:
+    """How to get the key set: a `file://` JWKS, an HTTP(S) JWKS, or OIDC discovery."""
+
+    async def get_json(url: str) -> dict:
+        if url.startswith("file://"):
+            path = Path(url2pathname(urlparse(url).path))
+            return json.loads(await asyncio.to_thread(path.read_text))
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with session.get(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise KeySetError(f"{url} answered HTTP {response.status}")
+            return await response.json(content_type=None)
+
+    async def fetch() -> dict:
+        uri = jwks_uri
+        if uri is None:
+            discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
+            uri = (await get_json(discovery)).get("jwks_uri")
+            if not isinstance(uri, str):
+                raise KeySetError(f"{discovery} names no jwks_uri")
+        return await get_json(uri)
+
+    return fetch
