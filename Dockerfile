@@ -12,14 +12,22 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/venv
 
+# build-ca/ca.crt, when tools/build_images.sh puts it there, is the build machine's CA bundle
+# (a TLS-inspecting proxy's CA): pip trusts it here, in the build stages only; the final
+# stages start afresh from BASE_IMAGE, so it never reaches an image's trust store. The
+# Dockerfile's own file is named too, so the COPY works when build-ca/ is absent.
 FROM venv AS predictor-deps
+COPY Dockerfile build-ca* /tmp/build-ca/
 COPY predictor/requirements.txt predictor/constraints.txt /tmp/predictor/
-RUN /opt/venv/bin/pip install --no-cache-dir \
+RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+    && /opt/venv/bin/pip install --no-cache-dir \
         -r /tmp/predictor/requirements.txt -c /tmp/predictor/constraints.txt
 
 FROM venv AS auth-proxy-deps
+COPY Dockerfile build-ca* /tmp/build-ca/
 COPY auth-proxy/ /tmp/auth-proxy/
-RUN /opt/venv/bin/pip install --no-cache-dir -c /tmp/auth-proxy/constraints.txt /tmp/auth-proxy
+RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+    && /opt/venv/bin/pip install --no-cache-dir -c /tmp/auth-proxy/constraints.txt /tmp/auth-proxy
 
 # -- what both images share: a non-root user that also works under OpenShift's arbitrary UID --
 FROM ${BASE_IMAGE} AS runtime
