@@ -16,13 +16,6 @@ RUN python3 -m venv /opt/venv
 # (a TLS-inspecting proxy's CA): pip trusts it here, in the build stages only; the final
 # stages start afresh from BASE_IMAGE, so it never reaches an image's trust store. The
 # Dockerfile's own file is named too, so the COPY works when build-ca/ is absent.
-FROM venv AS predictor-deps
-COPY Dockerfile build-ca* /tmp/build-ca/
-COPY predictor/requirements.txt predictor/constraints.txt /tmp/predictor/
-RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
-    && /opt/venv/bin/pip install --no-cache-dir \
-        -r /tmp/predictor/requirements.txt -c /tmp/predictor/constraints.txt
-
 FROM venv AS auth-proxy-deps
 COPY Dockerfile build-ca* /tmp/build-ca/
 COPY auth-proxy/ /tmp/auth-proxy/
@@ -47,6 +40,15 @@ FROM runtime AS auth-proxy
 COPY --from=auth-proxy-deps /opt/venv /opt/venv
 EXPOSE 9080 9081 9082
 ENTRYPOINT ["python3", "-m", "auth_proxy"]
+
+# Stages in the order Docker's classic builder needs: it builds every stage before the
+# target, so the proxy's image never waits for TensorFlow.
+FROM venv AS predictor-deps
+COPY Dockerfile build-ca* /tmp/build-ca/
+COPY predictor/requirements.txt predictor/constraints.txt /tmp/predictor/
+RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+    && /opt/venv/bin/pip install --no-cache-dir \
+        -r /tmp/predictor/requirements.txt -c /tmp/predictor/constraints.txt
 
 FROM runtime AS predictor
 COPY --from=predictor-deps /opt/venv /opt/venv

@@ -10,7 +10,7 @@ REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requi
                 auth-proxy/pyproject.toml
 
 
-.PHONY: venv serve test lint clean
+.PHONY: venv serve test lint check-images clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# Build both images here and run them as a pod (needs root: installs and starts dockerd).
+check-images: $(STAMP)
+	bash tools/check_images.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -159,23 +159,29 @@ class LocalPod:
         raise PodError(f"{container_name} {kind} never succeeded: {probe}")
 
 
-def listening_addresses(port: int) -> set[str]:
+def listening_addresses(port: int, tables: dict[str, str] | None = None) -> set[str]:
     """The local addresses on which some process listens on TCP `port` ("0.0.0.0", "::",
-    "127.0.0.1", …), read from /proc/net/tcp{,6}: no packet is sent to find out."""
+    "127.0.0.1", …), read from /proc/net/tcp{,6}: no packet is sent to find out. `tables`
+    gives those files' text from elsewhere (another network namespace)."""
     import ipaddress
 
+    if tables is None:
+        tables = {}
+        for name in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(f"/proc/net/{name}") as file:
+                tables[name] = file.read()
     found = set()
-    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
-        with contextlib.suppress(FileNotFoundError), open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                address, port_hex = fields[1].split(":")
-                if fields[3] != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
-                    continue
-                raw = bytes.fromhex(address)
-                # the kernel prints each 32-bit word in host (little-endian) order
-                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
-                ip = ipaddress.ip_address(raw)
-                mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
-                found.add(str(mapped or ip))
+    for name, text in tables.items():
+        width = 16 if name == "tcp6" else 4
+        for row in text.splitlines()[1:]:
+            fields = row.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+            ip = ipaddress.ip_address(raw)
+            mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+            found.add(str(mapped or ip))
     return found
