@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         limits=settings.limits,
         max_images=settings.max_images,
         decode_threads=settings.decode_threads,
+        runtime=settings.runtime,
+        inference_threads=settings.inference_threads,
+        max_batch_size=settings.max_batch_size,
+        max_batch_wait=settings.max_batch_wait,
     )
     try:
         PredictorServer(settings).start([model])

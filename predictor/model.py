@@ -20,10 +20,11 @@ from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
 from . import codec, contract, default_model, sources
+from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge
 from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
-from .runtime import KerasRuntime
+from .runtime import load_runtime
 from .sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class CatsDogsOtherModel(kserve.Model):
         limits: ImageLimits = ImageLimits(),  # noqa: B008 (frozen dataclass)
         max_images: int = 32,
         decode_threads: int = 2,
+        runtime: str = "auto",
+        inference_threads: int | None = None,
+        max_batch_size: int = 16,
+        max_batch_wait: float = 0.002,
     ):
         super().__init__(name)
         self.model_uri = model_uri
@@ -57,11 +62,17 @@ class CatsDogsOtherModel(kserve.Model):
         self.resolved: ResolvedModel | None = None
         self.limits = limits
         self.max_images = max_images
-        self._runtime: KerasRuntime | None = None
+        self.runtime_choice = runtime
+        self.inference_threads = inference_threads
+        self._runtime = None
         self._load_lock = threading.Lock()
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
-        # One model call at a time: the runtime already spreads one call over every core.
+        # One model call at a time: the runtime already spreads one call over every core, and
+        # the batcher gives each call every request that is waiting.
         self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self.batcher = AdaptiveBatcher(
+            self._run, self._inference, max_batch_size=max_batch_size, max_wait=max_batch_wait
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -78,8 +89,7 @@ class CatsDogsOtherModel(kserve.Model):
                 return True
             uri = self.model_uri or str(default_model.PATH)
             resolved = sources.resolve(uri, self.cache_dir, give_up_after=self.fetch_timeout)
-            runtime = KerasRuntime.load(resolved.path)
-            runtime.warm_up()
+            runtime = load_runtime(resolved.path, self.runtime_choice, self.inference_threads)
             self._runtime, self.resolved = runtime, resolved
             self.ready = True
             facts = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
@@ -100,6 +110,8 @@ class CatsDogsOtherModel(kserve.Model):
         facts = self.resolved.describe() if self.resolved else {}
         if facts and not self.model_uri:
             facts["model"] = default_model.DESCRIPTION
+        if facts:
+            facts["runtime"] = self._runtime.name
         return {
             "name": self.name,
             "versions": [facts["sha256"][:12]] if facts else [],
@@ -138,13 +150,14 @@ class CatsDogsOtherModel(kserve.Model):
     # -- the work, off the event loop ----------------------------------------------------------
 
     async def classify(self, batch: ImageBatch) -> np.ndarray:
-        """The model's output rows for a batch: decode in parallel, then one model call."""
-        runtime = self._runtime
-        if runtime is None:
+        """The model's output rows for a batch: decode in parallel, then the batcher."""
+        if self._runtime is None:
             raise ModelNotReady(self.name)
         pixels = batch.pixels if batch.pixels is not None else await self._decode_all(batch)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._inference, runtime, pixels)
+        return await self.batcher(pixels)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self._runtime(pixels)
 
     async def _decode_all(self, batch: ImageBatch) -> np.ndarray:
         loop = asyncio.get_running_loop()

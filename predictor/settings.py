@@ -14,7 +14,9 @@ from pathlib import Path
 from kserve import model_server
 
 from .contract import MODEL_NAME
+from .cpus import available_cpus
 from .imaging import ImageLimits
+from .runtime import RUNTIMES
 
 MIB = 1024 * 1024
 
@@ -27,10 +29,6 @@ def _env_int(name: str, default: int) -> int:
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "cats-dogs-other" / "models"
-
-
-def available_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,10 @@ class Settings:
     max_request_bytes: int
     decode_threads: int
     limits: ImageLimits
+    runtime: str
+    inference_threads: int
+    max_batch_size: int
+    max_batch_wait: float
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode_threads",
         type=int,
         default=_env_int("DECODE_THREADS", available_cpus()),
-        help="Threads decoding images in parallel (env DECODE_THREADS).",
+        help="Threads decoding images in parallel; default: the CPUs of the container's quota "
+        "(env DECODE_THREADS).",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=env("PREDICTOR_RUNTIME", "auto"),
+        help="auto: the faster of OpenVINO and TensorFlow, measured at load "
+        "(env PREDICTOR_RUNTIME).",
+    )
+    parser.add_argument(
+        "--inference_threads",
+        type=int,
+        default=_env_int("INFERENCE_THREADS", available_cpus()),
+        help="Threads one model call uses; default: the CPUs of the container's quota "
+        "(env INFERENCE_THREADS).",
+    )
+    parser.add_argument(
+        "--max_batch_size",
+        type=int,
+        default=_env_int("MAX_BATCH_SIZE", 16),
+        help="Most images the batcher puts in one model call (env MAX_BATCH_SIZE).",
+    )
+    parser.add_argument(
+        "--max_batch_wait_ms",
+        type=float,
+        default=float(env("MAX_BATCH_WAIT_MS") or 2),
+        help="Longest a request waits for others to share its model call (env MAX_BATCH_WAIT_MS).",
     )
     return parser
 
@@ -143,5 +172,9 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
         max_request_bytes=args.max_request_bytes,
         decode_threads=args.decode_threads,
         limits=ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels),
+        runtime=args.runtime,
+        inference_threads=args.inference_threads,
+        max_batch_size=args.max_batch_size,
+        max_batch_wait=args.max_batch_wait_ms / 1000,
     )
     return settings, args

@@ -1,0 +1,75 @@
+"""Every runtime gives the plain Keras call's values, the fastest is chosen at load, and a
+model OpenVINO cannot run is served by TensorFlow with one line saying why."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from predictor import default_model, runtime
+from predictor.imaging import ImageLimits, decode_image
+
+from .. import images
+from .test_default_model import CAT
+
+
+def photos() -> np.ndarray:
+    """Real course photos where ../shared is present, else the fixture cat and synthetic ones."""
+    paths = images.shared_photo_paths(8)
+    encoded = [p.read_bytes() for p in paths] or [
+        CAT.read_bytes(),
+        images.rgb_jpeg(seed=3),
+        images.palette_gif(),
+        images.cmyk_jpeg(),
+    ]
+    return np.stack([decode_image(data, ImageLimits()) for data in encoded])
+
+
+@pytest.mark.parametrize("choice", ["tensorflow", "openvino"])
+@pytest.mark.parametrize("which", ["demo model", "test model"])
+def test_every_runtime_gives_the_keras_values(choice, which, model_file):
+    import keras
+
+    path = default_model.PATH if which == "demo model" else model_file
+    pixels = photos()
+    expected = keras.models.load_model(path).predict(pixels, verbose=0)
+    served = runtime.load_runtime(path, choice, threads=2)
+    assert served.name == choice
+    np.testing.assert_allclose(served(pixels), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(served(pixels[:1]), expected[:1], atol=1e-5, rtol=0)
+
+
+def test_auto_measures_both_and_says_which_it_chose(model_file, caplog):
+    with caplog.at_level(logging.INFO, logger="predictor.runtime"):
+        chosen = runtime.load_runtime(model_file, "auto", threads=2)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "predictor.runtime" and r.getMessage().startswith("runtime ")
+    ]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"runtime {chosen.name}: ")
+    assert "tensorflow" in lines[0] and "openvino" in lines[0] and "images/s" in lines[0]
+
+
+def test_a_model_openvino_cannot_convert_falls_back_to_tensorflow(model_file, caplog, monkeypatch):
+    def cannot_convert(*args, **kwargs):
+        raise RuntimeError("Cannot create Transpose layer: unsupported op FancyOp")
+
+    monkeypatch.setattr(runtime.OpenVINORuntime, "from_keras", cannot_convert)
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime"):
+        chosen = runtime.load_runtime(model_file, "auto", threads=2)
+    assert chosen.name == "tensorflow"
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "predictor.runtime"
+    ]
+    assert warnings == [
+        "OpenVINO cannot run this model (Cannot create Transpose layer: unsupported op FancyOp): "
+        "serving with TensorFlow"
+    ]
+    with pytest.raises(runtime.ModelFileError, match="OpenVINO cannot run this model"):
+        runtime.load_runtime(model_file, "openvino", threads=2)
