@@ -1,1 +1,0 @@
-"""A JWT-validating sidecar: checks bearer tokens, then forwards REST and gRPC to the predictor."""

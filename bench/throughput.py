@@ -1,0 +1,520 @@
+"""Throughput, measured: the runtimes' ceiling, the service end to end, and the course's app,
+in one run on one machine; writes bench/RESULTS.md with every target marked met or not.
+
+    .venv/bin/python -m bench.throughput [--seconds 8] [--models vgg16,demo]
+
+For each model (the course's VGG16 architecture with random weights, and the built-in demo):
+1. the ceiling: each runtime on pre-decoded tensors at its best batch size (images/s, and the
+   share of the CPU's FP32 peak, FLOPs per image counted from the model's layers);
+2. the service end to end with a real 640x480 JPEG (a course photo where ../shared has one),
+   straight to the predictor and through the auth proxy, over V2 REST JSON (base64), V2 REST
+   binary extension and gRPC, at concurrency 1, 4, 16 and 64: images/s, p50 / p95 / p99;
+3. the course's app (bench/course_app.py: one model.predict per /upload) at the same
+   concurrencies;
+4. liveness latency while the service is saturated (64 clients), and the predictor's peak RSS.
+A request still in flight when a window closes is not counted; throughput is completions per
+second from the first completion to the end of the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from bench.proxy_overhead import dev_token
+from predictor import default_model
+from predictor.imaging import ImageLimits, decode_image
+from tests.images import shared_photo_paths
+from tests.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
+
+CONCURRENCIES = (1, 4, 16, 64)
+
+
+# -- the model's cost and the machine's peak -----------------------------------------------------
+
+
+def flops_per_image(model) -> float:
+    """Multiply-adds x 2 of the convolutions and dense layers, counted from their shapes."""
+    import keras
+
+    total = 0
+    layers = [model]
+    while layers:
+        layer = layers.pop()
+        if isinstance(layer, keras.Model):
+            layers.extend(layer.layers)
+            continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * out[1] * out[2] * out[3] * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * out[1] * out[2] * out[3] * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return float(total)
+
+
+def fp32_peak_gflops() -> tuple[float, str]:
+    """cores x clock x FP32 FLOPs per cycle (2 FMA units: 64 with AVX-512, 32 with AVX2)."""
+    info = Path("/proc/cpuinfo").read_text()
+    mhz = max(float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
+    flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
+    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 16
+    cores = len(os.sched_getaffinity(0))
+    how = f"{cores} cores x {mhz / 1000:.2f} GHz x {per_cycle} FP32 FLOP/cycle"
+    return cores * mhz / 1000 * per_cycle, how
+
+
+def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, tuple[int, float, float]]:
+    """Per runtime: (best batch, images/s at it, single-image latency in s)."""
+    from predictor.runtime import load_runtime
+
+    results = {}
+    for name in ("tensorflow", "openvino"):
+        runtime = load_runtime(path, name)
+        best = (1, 0.0)
+        for batch in (1, 2, 4, 8, 16, 32):
+            tensor = np.repeat(pixels[:1], batch, axis=0)
+            runtime(tensor)
+            started, runs = time.perf_counter(), 0
+            while runs < 2 or time.perf_counter() - started < seconds / 4:
+                runtime(tensor)
+                runs += 1
+            rate = runs * batch / (time.perf_counter() - started)
+            best = max(best, (batch, rate), key=lambda b: b[1])
+            if batch >= 8 and rate < best[1] * 0.9:
+                break
+        single = []
+        for _ in range(5):
+            started = time.perf_counter()
+            runtime(pixels[:1])
+            single.append(time.perf_counter() - started)
+        results[name] = (best[0], best[1], statistics.median(single))
+        print(
+            f"  ceiling {name}: {best[1]:.1f} images/s at batch {best[0]}, "
+            f"single image {statistics.median(single) * 1000:.1f} ms",
+            flush=True,
+        )
+    return results
+
+
+# -- load generation -------------------------------------------------------------------------------
+
+
+async def closed_loop(send, concurrency: int, seconds: float) -> dict:
+    """`concurrency` clients calling `send()` back to back for `seconds` (+ until the first
+    answer): images/s and latency percentiles of the requests that completed."""
+    done: list[tuple[float, float]] = []  # (finished at, latency)
+    started = time.perf_counter()
+
+    async def client():
+        while True:
+            t = time.perf_counter()
+            await send()
+            done.append((time.perf_counter(), time.perf_counter() - t))
+
+    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    while not done and time.perf_counter() - started < 300:
+        await asyncio.sleep(0.05)
+    first = done[0][0] if done else started
+    await asyncio.sleep(max(0.0, first + seconds - time.perf_counter()))
+    end = time.perf_counter()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    window = [latency for finished, latency in done if first <= finished <= end]
+    latencies = sorted(latency for _, latency in done if _ <= end) or [float("nan")]
+
+    def pct(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {
+        "rate": len(window) / (end - first) if end > first else 0.0,
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+    }
+
+
+def rest_json(session, url: str, jpeg: bytes, headers: dict):
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(jpeg).decode()],
+                }
+            ]
+        }
+    ).encode()
+    headers = {**headers, "Content-Type": "application/json"}
+
+    async def send():
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+
+    return send
+
+
+def rest_binary(session, url: str, jpeg: bytes, headers: dict):
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(jpeg)},
+                }
+            ]
+        }
+    ).encode()
+    headers = {
+        **headers,
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
+
+    async def send():
+        async with session.post(url, data=header + jpeg, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+
+    return send
+
+
+def grpc_infer(channel, jpeg: bytes, metadata: list):
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    tensor = pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])
+    tensor.contents.bytes_contents.append(jpeg)
+    request = pb.ModelInferRequest(model_name="cats-dogs-other", inputs=[tensor])
+    call = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb.ModelInferRequest.SerializeToString,
+        response_deserializer=pb.ModelInferResponse.FromString,
+    )
+
+    async def send():
+        await call(request, metadata=metadata, timeout=600)
+
+    return send
+
+
+def upload(session, url: str, jpeg: bytes, headers: dict):
+    async def send():
+        form = aiohttp.FormData()
+        form.add_field("file", jpeg, filename="photo.jpg", content_type="image/jpeg")
+        async with session.post(url, data=form, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+
+    return send
+
+
+async def probe_while_saturated(url: str, send, seconds: float) -> float:
+    """p99 of the liveness probe, in ms, while 64 clients keep the service saturated."""
+    probes: list[float] = []
+
+    async def prober():
+        async with aiohttp.ClientSession() as session:
+            await asyncio.sleep(1)
+            while True:
+                t = time.perf_counter()
+                async with session.get(url) as response:
+                    await response.read()
+                probes.append(time.perf_counter() - t)
+                await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(prober())
+    await closed_loop(send, 64, seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    probes.sort()
+    return probes[min(len(probes) - 1, int(0.99 * len(probes)))] * 1000 if probes else float("nan")
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+async def measure_service(predictor, proxy, token: str, jpeg: bytes, seconds: float) -> dict:
+    import grpc
+
+    auth = {"Authorization": f"Bearer {token}"}
+    rows = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(600)
+    ) as session:
+        doors = {
+            "direct": (predictor.url, predictor.grpc_target, {}, []),
+            "proxy": (
+                f"http://127.0.0.1:{proxy.http_port}",
+                f"127.0.0.1:{proxy.grpc_port}",
+                auth,
+                [("authorization", auth["Authorization"])],
+            ),
+        }
+        for door, (base, target, headers, metadata) in doors.items():
+            channel = grpc.aio.insecure_channel(target)
+            senders = {
+                "REST JSON": rest_json(
+                    session, base + "/v2/models/cats-dogs-other/infer", jpeg, headers
+                ),
+                "REST binary": rest_binary(
+                    session, base + "/v2/models/cats-dogs-other/infer", jpeg, headers
+                ),
+                "gRPC": grpc_infer(channel, jpeg, metadata),
+            }
+            for protocol, send in senders.items():
+                for concurrency in CONCURRENCIES:
+                    row = await closed_loop(send, concurrency, seconds)
+                    rows[(door, protocol, concurrency)] = row
+                    print(f"  {door:<6} {protocol:<11} c={concurrency:<3} {cells(row)}", flush=True)
+            await channel.close()
+        saturate = rest_binary(
+            session, predictor.url + "/v2/models/cats-dogs-other/infer", jpeg, {}
+        )
+        rows["liveness p99"] = await probe_while_saturated(
+            predictor.url + "/v2/health/live", saturate, seconds
+        )
+    return rows
+
+
+async def measure_course_app(url: str, jpeg: bytes, seconds: float) -> dict:
+    rows = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(600)) as session:
+        send = upload(session, url + "/upload", jpeg, {})
+        for concurrency in CONCURRENCIES:
+            rows[concurrency] = await closed_loop(send, concurrency, seconds)
+            print(
+                f"  course app c={concurrency:<3} {rows[concurrency]['rate']:7.2f} images/s  "
+                f"p50 {rows[concurrency]['p50']:8.1f} ms",
+                flush=True,
+            )
+        rows["liveness p99"] = await probe_while_saturated(url + "/health", send, seconds)
+    return rows
+
+
+def cells(row: dict, sep: str = "  ") -> str:
+    """A measurement as text: images/s, then p50, p95, p99 in ms."""
+    return sep.join([f"{row['rate']:.2f}", *(f"{row[p]:.0f}" for p in ("p50", "p95", "p99"))])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def build_vgg16(path: Path) -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+    base.trainable = False
+    x = keras.layers.Dropout(0.2)(base.output)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    keras.Model(base.input, keras.layers.Dense(3, activation="sigmoid")(x)).save(path)
+
+
+def photo() -> bytes:
+    """A real ~640x480 JPEG: a course photo where ../shared has one, resized and re-encoded."""
+    import io
+
+    from PIL import Image
+
+    from tests.images import rgb_jpeg
+
+    paths = shared_photo_paths(1)
+    if not paths:
+        return rgb_jpeg(640, 480)
+    image = Image.open(paths[0]).convert("RGB").resize((640, 480))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8, help="window per measurement")
+    parser.add_argument("--models", default="vgg16,demo")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    import keras
+
+    jpeg = photo()
+    peak, peak_how = fp32_peak_gflops()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        settings, token = dev_token(scratch / "issuer")
+        for name in args.models.split(","):
+            path = default_model.PATH if name == "demo" else scratch / "vgg16.keras"
+            if name == "vgg16":
+                build_vgg16(path)
+            print(f"{name}:", flush=True)
+            flops = flops_per_image(keras.models.load_model(path))
+            pixels = decode_image(jpeg, ImageLimits())[np.newaxis]
+            ceiling = ceilings(path, pixels, args.seconds)
+            predictor = wait_ready(start_predictor(path, scratch), timeout=600)
+            proxy = start_proxy(
+                scratch,
+                **settings,
+                UPSTREAM_HTTP=predictor.url,
+                UPSTREAM_GRPC=predictor.grpc_target,
+            )
+            try:
+                service = asyncio.run(measure_service(predictor, proxy, token, jpeg, args.seconds))
+                rss = peak_rss_mb(predictor.popen.pid)
+                runtime_line = next(
+                    (line for line in predictor.log().splitlines() if "runtime " in line), ""
+                )
+            finally:
+                proxy.stop()
+                predictor.stop()
+            port = free_port()
+            course = subprocess.Popen(
+                [sys.executable, "-m", "bench.course_app", str(path), str(port)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    try:
+                        import httpx
+
+                        if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                            break
+                    except Exception:
+                        time.sleep(0.5)
+                course_rows = asyncio.run(
+                    measure_course_app(f"http://127.0.0.1:{port}", jpeg, args.seconds)
+                )
+            finally:
+                course.terminate()
+                course.wait(30)
+            results[name] = {
+                "flops": flops,
+                "ceiling": ceiling,
+                "service": service,
+                "course": course_rows,
+                "rss": rss,
+                "runtime": runtime_line,
+            }
+    write_results(args, results, peak, peak_how)
+
+
+def write_results(args, results: dict, peak: float, peak_how: str) -> None:
+    lines = [
+        "# Throughput",
+        "",
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
+        f"FP32 peak ≈ {peak:.0f} GFLOP/s ({peak_how}); Python {platform.python_version()}.  ",
+        f"Command: `.venv/bin/python -m bench.throughput --seconds {args.seconds:g} "
+        f"--models {args.models}`; one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    targets = []
+    for name, r in results.items():
+        best_name, (_, best_rate, best_single) = max(
+            r["ceiling"].items(), key=lambda item: item[1][1]
+        )
+        gflop = r["flops"] / 1e9
+        lines += [
+            f"## {name} ({gflop:.2f} GFLOP per image)",
+            "",
+            r["runtime"].split("INFO")[-1].strip(),
+            "",
+        ]
+        lines += [
+            "| runtime | best batch | images/s | % of FP32 peak | single image |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for runtime, (batch, rate, single) in r["ceiling"].items():
+            peak_share, latency = 100 * rate * gflop / peak, single * 1000
+            lines.append(
+                f"| {runtime} | {batch} | {rate:.2f} | {peak_share:.0f} % | {latency:.1f} ms |"
+            )
+        lines += [
+            "",
+            "| door | protocol | concurrency | images/s | p50 ms | p95 ms | p99 ms |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for key, row in r["service"].items():
+            if isinstance(key, tuple):
+                door, protocol, c = key
+                lines.append(f"| {door} | {protocol} | {c} | {cells(row, ' | ')} |")
+        for c in CONCURRENCIES:
+            row = r["course"][c]
+            lines.append(f"| course app | /upload | {c} | {cells(row, ' | ')} |")
+        live = r["service"]["liveness p99"]
+        course_live = r["course"]["liveness p99"]
+        lines += [
+            "",
+            f"Liveness p99 while saturated (64 clients): service {live:.0f} ms, "
+            f"course app {course_live:.0f} ms. Predictor peak RSS: {r['rss']:.0f} MB.",
+            "",
+        ]
+        proxied16 = max(
+            r["service"][("proxy", p, 16)]["rate"] for p in ("REST JSON", "REST binary", "gRPC")
+        )
+        course16 = r["course"][16]["rate"]
+        c1 = min(r["service"][("proxy", p, 1)]["p50"] for p in ("REST JSON", "REST binary", "gRPC"))
+        share = 0.9 if name == "vgg16" else 0.8
+        factor = 3 if name == "vgg16" else 10
+        targets += [
+            (
+                f"{name}: through the proxy at c=16 ≥ {share:.0%} of the best ceiling "
+                f"({best_name}, {best_rate:.2f}/s)",
+                proxied16 / best_rate,
+                proxied16 >= share * best_rate,
+                f"{proxied16:.2f}/s = {proxied16 / best_rate:.0%}",
+            ),
+            (
+                f"{name}: ≥ {factor} times the course app at c=16",
+                proxied16 / course16,
+                proxied16 >= factor * course16,
+                f"{proxied16:.2f} vs {course16:.2f}/s: {proxied16 / course16:.1f} times",
+            ),
+            (
+                f"{name}: c=1 p50 ≤ single-image latency + 15 ms "
+                f"({best_single * 1000:.0f} + 15 ms)",
+                c1,
+                c1 <= best_single * 1000 + 15,
+                f"{c1:.0f} ms",
+            ),
+            (f"{name}: liveness p99 < 100 ms while saturated", live, live < 100, f"{live:.0f} ms"),
+        ]
+    lines += ["## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {t} | {shown} | {'yes' if ok else 'no'} |" for t, _, ok, shown in targets]
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-len(targets) - 4 :]))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
