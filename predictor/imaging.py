@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .contract import CHANNEL_MEANS, IMAGE_SIZE, PIXELS_SHAPE
+from .contract import CHANNEL_MEANS, IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,3 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
 def subtract_means(pixels: np.ndarray) -> np.ndarray:
     """Subtract the course's means in float64 and round once to float32, as the course does."""
     return (pixels.astype(np.float64) - _MEANS).astype(np.float32)
-
-
-def check_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Validate an already-preprocessed `pixels` batch: float32 [N, 224, 224, 3], all finite."""
-    if pixels.ndim != 4 or tuple(pixels.shape[1:]) != PIXELS_SHAPE:
-        raise ImageProblem(
-            f"pixels must have shape [N, {', '.join(map(str, PIXELS_SHAPE))}], "
-            f"got {list(pixels.shape)}"
-        )
-    if not np.isfinite(pixels).all():
-        raise ImageProblem("pixels contain NaN or infinite values")
-    return np.ascontiguousarray(pixels, dtype=np.float32)
