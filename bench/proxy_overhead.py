@@ -20,17 +20,16 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from auth_proxy import devkeys
 from tests.clients import INFER, json_request
 from tests.images import rgb_png
-from tests.servers import ROOT, start_predictor, start_proxy, wait_ready
+from tests.servers import start_predictor, start_proxy, wait_ready
 from tools.contract_model import build_contract_model
 
 
@@ -71,12 +70,9 @@ async def throughput(url: str, body: bytes, headers: dict, concurrency: int, sec
 
 
 def dev_token(keys: Path) -> tuple[dict, str]:
-    def run(*args: str) -> str:
-        command = [sys.executable, "-m", "auth_proxy", *args]
-        return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-
-    settings = dict(line.split("=", 1) for line in run("dev-keys", "--dir", str(keys)).split())
-    return settings, run("dev-token", "--dir", str(keys), "--ttl", "2h").strip()
+    """A development issuer in `keys`: the proxy's settings for it, and a 2-hour token."""
+    devkeys.write_dev_keys(keys)
+    return devkeys.proxy_settings(keys), devkeys.dev_token(keys, "get::prediction", 7200)
 
 
 def ms(seconds: float) -> str:

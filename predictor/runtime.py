@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 RUNTIMES = ("auto", "openvino", "tensorflow")
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception's message cut to one line a log or an answer can carry."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 class ModelFileError(ValueError):
     """The model file cannot be served: unreadable, not Keras, or not the contract's shape."""
 
@@ -60,9 +66,7 @@ class KerasRuntime:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for a file that is not a model.
-            reason = (
-                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            )
+            reason = _first_line(exc)
             raise ModelFileError(f"{path} is not a loadable Keras model: {reason}") from exc
         return cls(model)
 
@@ -112,7 +116,7 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
         openvino_runtime = OpenVINORuntime.from_keras(keras_runtime.model, threads)
         difference = float(np.abs(openvino_runtime(probe) - expected).max())
     except Exception as exc:  # any converter failure: serve with TensorFlow instead
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = _first_line(exc)
         if choice == "openvino":
             raise ModelFileError(f"OpenVINO cannot run this model: {reason}") from exc
         logger.warning("OpenVINO cannot run this model (%s): serving with TensorFlow", reason)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from auth_proxy import devkeys
 from tools.local_pod import listening_addresses
 from tools.manifests import ROOT, only, render
 
@@ -81,8 +82,7 @@ def main() -> int:
     }
     scratch = Path(tempfile.mkdtemp(prefix="cats-dogs-other-issuer-"))
     issuer = scratch / "dev-issuer"
-    auth_proxy = [sys.executable, "-m", "auth_proxy"]
-    subprocess.run([*auth_proxy, "dev-keys", "--dir", str(issuer)], check=True, capture_output=True)
+    devkeys.write_dev_keys(issuer)
     scratch.chmod(0o755)
     issuer.chmod(0o755)
     (issuer / "jwks.json").chmod(0o644)
@@ -113,7 +113,7 @@ def main() -> int:
             )
             print(f"started {container['name']} from {image} as uid {uid}, gid 0")
         check_probes(pod, names, published, args.timeout)
-        check_inference(published, issuer, auth_proxy)
+        check_inference(published, issuer)
         check_loopback(pod, names[0])
         print("the pod passed every check")
         return 0
@@ -155,13 +155,8 @@ def check_probes(pod: dict, names: list[str], published: dict[int, int], timeout
             print(f"{container['name']} {kind}: ok")
 
 
-def check_inference(published: dict[int, int], issuer: Path, auth_proxy: list[str]) -> None:
-    token = subprocess.run(
-        [*auth_proxy, "dev-token", "--dir", str(issuer), "--ttl", "10m"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+def check_inference(published: dict[int, int], issuer: Path) -> None:
+    token = devkeys.dev_token(issuer, "get::prediction", 600)
     cat = (ROOT / "tests" / "fixtures" / "cat.png").read_bytes()
     url = f"http://127.0.0.1:{published[9080]}/upload"
     refused = httpx.post(url, files={"file": ("cat.png", cat)}, timeout=60)

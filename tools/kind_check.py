@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from auth_proxy import devkeys
+
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ["/health", "/v2/health/live", "/v2/health/ready", "/v2/models/cats-dogs-other/ready"]
 
@@ -60,22 +62,7 @@ def main() -> int:
             print(f"GET {path} -> {response.status_code}")
             assert response.status_code == 200, response.text
         assert httpx.get(base + "/v2/models/cats-dogs-other").status_code == 401
-        token = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "auth_proxy",
-                "dev-token",
-                "--dir",
-                ".dev-issuer",
-                "--ttl",
-                "10m",
-            ],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        token = devkeys.dev_token(ROOT / ".dev-issuer", "get::prediction", 600)
         cat = (ROOT / "tests" / "fixtures" / "cat.png").read_bytes()
         upload = httpx.post(
             base + "/upload",

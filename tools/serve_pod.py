@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from auth_proxy import devkeys
 from tools.local_pod import LocalPod, PodError
 from tools.manifests import ROOT, only, render
 
 ISSUER_DIR = ROOT / ".dev-issuer"
-
-
-def auth_proxy(*args: str) -> str:
-    command = [sys.executable, "-m", "auth_proxy", *args]
-    return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
 
 def main() -> int:
@@ -39,7 +34,7 @@ def main() -> int:
         k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ
     }
     if not (ISSUER_DIR / "jwks.json").is_file():
-        auth_proxy("dev-keys", "--dir", str(ISSUER_DIR))
+        devkeys.write_dev_keys(ISSUER_DIR)
     pod_spec = only(documents, "Deployment")["spec"]["template"]["spec"]
     with tempfile.TemporaryDirectory(prefix="cats-dogs-other-pod-") as workdir:
         pod = LocalPod(pod_spec, config, Path(workdir), secrets=secrets)
@@ -53,7 +48,7 @@ def main() -> int:
                 if "startupProbe" in container:
                     pod.wait_for(container["name"], "startupProbe", limit=600)
                 pod.wait_for(container["name"], "readinessProbe", limit=600)
-            token = auth_proxy("dev-token", "--dir", str(ISSUER_DIR), "--ttl", "1h").strip()
+            token = devkeys.dev_token(ISSUER_DIR, "get::prediction", 3600)
             print(
                 f"""
 ready: {config.get("MODEL_URI") or "the built-in demo model"} behind the auth proxy

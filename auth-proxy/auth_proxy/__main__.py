@@ -32,11 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "dev-keys":
-        config = devkeys.write_dev_keys(args.dir, args.issuer, args.audience)
-        jwks = (args.dir / "jwks.json").resolve()
-        print(f"OAUTH2_ISSUER={config['issuer']}")
-        print(f"OAUTH2_AUDIENCE={config['audience']}")
-        print(f"OAUTH2_JWKS_URI=file://{jwks}")
+        devkeys.write_dev_keys(args.dir, args.issuer, args.audience)
+        for name, value in devkeys.proxy_settings(args.dir).items():
+            print(f"{name}={value}")
         return 0
     if args.command == "dev-token":
         print(

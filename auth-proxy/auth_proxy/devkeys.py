@@ -39,6 +39,16 @@ def write_dev_keys(folder: Path, issuer: str = DEV_ISSUER, audience: str = DEV_A
     return config
 
 
+def proxy_settings(folder: Path) -> dict[str, str]:
+    """The proxy's OAUTH2_* variables for the development issuer in `folder`."""
+    config = json.loads((folder / "issuer.json").read_text())
+    return {
+        "OAUTH2_ISSUER": config["issuer"],
+        "OAUTH2_AUDIENCE": config["audience"],
+        "OAUTH2_JWKS_URI": f"file://{(folder / 'jwks.json').resolve()}",
+    }
+
+
 def parse_duration(text: str) -> int:
     """Seconds in '90', '90s', '15m', '1h' or '2d'."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}

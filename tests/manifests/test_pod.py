@@ -4,34 +4,26 @@ A renamed port, a wrong probe path or a missing variable fails here."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import grpc
 import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+from auth_proxy import devkeys
 from tools.local_pod import LocalPod, listening_addresses
 from tools.manifests import VARIANTS, only, render
 
 from ..clients import grpc_stub
 from ..issuer import Issuer
 from ..predictor.test_default_model import CAT
-from ..servers import ROOT
 
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
-def dev_issuer(folder) -> tuple[str, str]:
+def dev_issuer(folder) -> str:
     """A development issuer's files in `folder`, and a token it signed."""
-
-    def run(*args: str) -> str:
-        command = [sys.executable, "-m", "auth_proxy", *args]
-        return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-
-    run("dev-keys", "--dir", str(folder))
-    return run("dev-token", "--dir", str(folder), "--ttl", "10m").strip()
+    devkeys.write_dev_keys(folder)
+    return devkeys.dev_token(folder, "get::prediction", 600)
 
 
 @pytest.fixture(scope="module", params=["default", "kind"])
