@@ -41,11 +41,13 @@ class AdaptiveBatcher:
         *,
         max_batch_size: int = 16,
         max_wait: float = 0.002,
+        in_flight: int = 1,
     ):
         self.run = run
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
+        self.in_flight = in_flight
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
         self._queue: asyncio.Queue[_Waiting] | None = None
         self._worker: asyncio.Task | None = None
@@ -83,25 +85,40 @@ class AdaptiveBatcher:
         return batch
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Form a batch whenever a model call may start: at most `in_flight` run at once, and
+        while they run the queue fills, so the next batch takes everything that arrived."""
+        slots = asyncio.Semaphore(self.in_flight)
+        running: set[asyncio.Task] = set()
         while True:
+            await slots.acquire()
             batch = await self._next_batch()
             live = [w for w in batch if not w.answer.done()]  # a caller may have given up
             if not live:
+                slots.release()
                 continue
-            pixels = live[0].pixels if len(live) == 1 else np.concatenate([w.pixels for w in live])
-            self.batch_sizes = [*self.batch_sizes[-999:], len(pixels)]
-            BATCH_SIZE.observe(len(pixels))
-            try:
-                values = await loop.run_in_executor(self.executor, self.run, pixels)
-            except Exception as exc:  # the model failed: every caller of this batch hears why
-                for waiting in live:
-                    if not waiting.answer.done():
-                        waiting.answer.set_exception(exc)
-                continue
-            start = 0
+            task = asyncio.get_running_loop().create_task(self._run_batch(live))
+            running.add(task)
+            task.add_done_callback(lambda done: (running.discard(done), slots.release()))
+
+    def _run(self, parts: list[np.ndarray]) -> np.ndarray:
+        """In the executor: join the requests' rows (a copy the event loop need not make)."""
+        return self.run(parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+    async def _run_batch(self, live: list[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
+        size = sum(len(w.pixels) for w in live)
+        self.batch_sizes = [*self.batch_sizes[-999:], size]
+        BATCH_SIZE.observe(size)
+        try:
+            values = await loop.run_in_executor(self.executor, self._run, [w.pixels for w in live])
+        except Exception as exc:  # the model failed: every caller of this batch hears why
             for waiting in live:
-                end = start + len(waiting.pixels)
                 if not waiting.answer.done():
-                    waiting.answer.set_result(values[start:end])
-                start = end
+                    waiting.answer.set_exception(exc)
+            return
+        start = 0
+        for waiting in live:
+            end = start + len(waiting.pixels)
+            if not waiting.answer.done():
+                waiting.answer.set_result(values[start:end])
+            start = end

@@ -24,7 +24,7 @@ from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge
 from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
-from .runtime import load_runtime
+from .runtime import best_batch_size, load_runtime
 from .sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class CatsDogsOtherModel(kserve.Model):
         decode_threads: int = 2,
         runtime: str = "auto",
         inference_threads: int | None = None,
-        max_batch_size: int = 16,
+        max_batch_size: int = 0,
         max_batch_wait: float = 0.002,
     ):
         super().__init__(name)
@@ -64,14 +64,14 @@ class CatsDogsOtherModel(kserve.Model):
         self.max_images = max_images
         self.runtime_choice = runtime
         self.inference_threads = inference_threads
+        self.max_batch_size = max_batch_size  # 0: measured at load (runtime.best_batch_size)
         self._runtime = None
         self._load_lock = threading.Lock()
         self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
-        # One model call at a time: the runtime already spreads one call over every core, and
-        # the batcher gives each call every request that is waiting.
+        # As many model calls at once as the runtime runs in parallel (runtime.py); set at load.
         self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self.batcher = AdaptiveBatcher(
-            self._run, self._inference, max_batch_size=max_batch_size, max_wait=max_batch_wait
+            self._run, self._inference, max_batch_size=max_batch_size or 1, max_wait=max_batch_wait
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -90,6 +90,7 @@ class CatsDogsOtherModel(kserve.Model):
             uri = self.model_uri or str(default_model.PATH)
             resolved = sources.resolve(uri, self.cache_dir, give_up_after=self.fetch_timeout)
             runtime = load_runtime(resolved.path, self.runtime_choice, self.inference_threads)
+            self._configure_batcher(runtime)
             self._runtime, self.resolved = runtime, resolved
             self.ready = True
             facts = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
@@ -100,6 +101,22 @@ class CatsDogsOtherModel(kserve.Model):
             return True
         finally:
             self._load_lock.release()
+
+    def _configure_batcher(self, runtime) -> None:
+        """As many batches in flight as the runtime runs at once, each as large as pays."""
+        if runtime.parallel > 1:
+            self._inference.shutdown(wait=False)
+            self._inference = ThreadPoolExecutor(runtime.parallel, thread_name_prefix="infer")
+        measured = "" if self.max_batch_size else " (measured)"
+        self.batcher.max_batch_size = self.max_batch_size or best_batch_size(runtime)
+        self.batcher.executor, self.batcher.in_flight = self._inference, runtime.parallel
+        logger.info(
+            "batching: up to %d images per model call%s, %d call(s) at once, waiting %g ms",
+            self.batcher.max_batch_size,
+            measured,
+            runtime.parallel,
+            self.batcher.max_wait * 1000,
+        )
 
     def stop(self) -> None:
         self._decoders.shutdown(wait=False, cancel_futures=True)
@@ -112,6 +129,8 @@ class CatsDogsOtherModel(kserve.Model):
             facts["model"] = default_model.DESCRIPTION
         if facts:
             facts["runtime"] = self._runtime.name
+            facts["max_batch_size"] = str(self.batcher.max_batch_size)
+            facts["parallel_model_calls"] = str(self.batcher.in_flight)
         return {
             "name": self.name,
             "versions": [facts["sha256"][:12]] if facts else [],
@@ -160,21 +179,23 @@ class CatsDogsOtherModel(kserve.Model):
         return self._runtime(pixels)
 
     async def _decode_all(self, batch: ImageBatch) -> np.ndarray:
+        """Decode every image in parallel, each straight into its row of the batch."""
         loop = asyncio.get_running_loop()
+        pixels = np.empty((len(batch.images), *contract.PIXELS_SHAPE), dtype=np.float32)
         futures = [
-            loop.run_in_executor(self._decoders, self._decode_one, index, element)
+            loop.run_in_executor(self._decoders, self._decode_one, index, element, pixels[index])
             for index, element in enumerate(batch.images)
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:  # report the first bad image by its index
             if isinstance(result, BaseException):
                 raise result
-        return np.stack(results)
+        return pixels
 
-    def _decode_one(self, index: int, element: codec.ImageData) -> np.ndarray:
+    def _decode_one(self, index: int, element: codec.ImageData, out: np.ndarray) -> None:
         data = codec.image_bytes(index, element, self.limits.max_bytes)
         try:
-            return decode_image(data, self.limits)
+            decode_image(data, self.limits, out)
         except ImageOverLimit as exc:
             raise ImageTooLarge(index, str(exc)) from None
         except ImageProblem as exc:

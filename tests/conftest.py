@@ -30,7 +30,9 @@ def keras_model(model_file):
 
 @pytest.fixture(scope="session")
 def predictor(model_file, tmp_path_factory):
-    process = start_predictor(model_file, tmp_path_factory.mktemp("logs"))
+    # A fixed batch limit: the batching tests need calls of more than one image, which the
+    # measured limit (test_default_model) may not allow for this tiny model.
+    process = start_predictor(model_file, tmp_path_factory.mktemp("logs"), MAX_BATCH_SIZE="8")
     try:
         yield wait_ready(process)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ import httpx
 import numpy as np
 
 from predictor.batching import AdaptiveBatcher
+from predictor.runtime import best_batch_size
 
 from ..clients import INFER, json_request, values_of
 from ..images import rgb_jpeg
@@ -36,6 +38,70 @@ def test_concurrent_callers_share_calls_and_get_their_own_rows():
     assert sum(batcher.batch_sizes) == sum(len(x) for x in inputs)
     assert max(batcher.batch_sizes) <= 8
     assert len(batcher.batch_sizes) < len(inputs)  # calls were shared
+
+
+def test_in_flight_bounds_how_many_model_calls_run_at_once():
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(pixels):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return pixels
+
+    async def scenario(in_flight):
+        batcher = AdaptiveBatcher(
+            counted, ThreadPoolExecutor(4), max_batch_size=2, in_flight=in_flight
+        )
+        inputs = [np.full((1, 1), float(n)) for n in range(12)]
+        answers = await asyncio.gather(*(batcher(x) for x in inputs))
+        return inputs, answers
+
+    for in_flight in (1, 2):
+        most[0] = 0
+        inputs, answers = asyncio.run(scenario(in_flight))
+        for x, answer in zip(inputs, answers, strict=True):
+            np.testing.assert_array_equal(answer, x)
+        assert most[0] == in_flight
+
+
+class _FakeRuntime:
+    """A model whose call costs 20 ms up to 8 images, then 20 ms more per image beyond 8."""
+
+    parallel = 2
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, pixels):
+        self.batches.append(len(pixels))
+        time.sleep(0.02 + 0.02 * max(0, len(pixels) - 8))
+        return pixels[:, :1, 0, 0]
+
+
+def test_best_batch_size_is_the_largest_that_still_pays():
+    runtime = _FakeRuntime()
+    assert best_batch_size(runtime, seconds=0.1) == 8  # 8 images per 20 ms; 16 take 180 ms
+    assert max(runtime.batches) == 16  # it stopped once the rate fell
+    assert best_batch_size(runtime, most=4, seconds=0.1) == 4
+
+
+def test_best_batch_size_stops_at_calls_over_half_a_second():
+    class Slow(_FakeRuntime):
+        def __call__(self, pixels):
+            self.batches.append(len(pixels))
+            time.sleep(0.3 * len(pixels))  # no gain from batching, and slow
+            return pixels[:, :1, 0, 0]
+
+    runtime = Slow()
+    started = time.perf_counter()
+    assert best_batch_size(runtime, seconds=0.1) in (1, 2)
+    assert max(runtime.batches) == 2
+    assert time.perf_counter() - started < 8
 
 
 def test_a_lone_request_waits_at_most_max_wait():

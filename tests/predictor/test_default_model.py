@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,38 @@ def test_it_says_plainly_once_that_it_serves_the_demo_model(demo):
     facts = httpx.get(f"{demo.url}/v2/models/{MODEL}").json()["parameters"]
     assert facts["model"].startswith("built-in demo model (EfficientNet-Lite0")
     assert facts["uri"].endswith("predictor/default_model/cats-dogs-other-lite0.keras")
+
+
+def test_batching_is_sized_at_load_and_shown(demo):
+    from predictor.cpus import available_cpus
+
+    facts = httpx.get(f"{demo.url}/v2/models/{MODEL}").json()["parameters"]
+    size, parallel = int(facts["max_batch_size"]), int(facts["parallel_model_calls"])
+    assert 1 <= size <= 32
+    assert parallel == (available_cpus() if facts["runtime"] == "openvino" else 1)
+    line = f"batching: up to {size} images per model call (measured), {parallel} call(s) at once"
+    assert line in demo.log()
+
+
+def test_no_line_per_request_by_default(demo):
+    before = demo.log().count("\n")
+    for _ in range(3):
+        httpx.post(demo.url + INFER, json=json_request([CAT.read_bytes()]), timeout=60)
+    time.sleep(0.3)
+    assert demo.log().count("\n") == before
+
+
+def test_log_requests_gives_one_access_and_one_latency_line_per_request(model_file, tmp_path):
+    process = wait_ready(start_predictor(model_file, tmp_path, LOG_REQUESTS="true"))
+    try:
+        for _ in range(3):
+            httpx.post(process.url + INFER, json=json_request([CAT.read_bytes()]), timeout=60)
+        time.sleep(0.3)
+        log = process.log()
+    finally:
+        process.stop()
+    assert log.count('"POST /v2/models/cats-dogs-other/infer HTTP/1.1" 200') == 3
+    assert log.count("predict_ms") == 3
 
 
 def test_the_courses_cat_photo_is_a_cat(demo):

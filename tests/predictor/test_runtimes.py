@@ -39,6 +39,26 @@ def test_every_runtime_gives_the_keras_values(choice, which, model_file):
     assert served.name == choice
     np.testing.assert_allclose(served(pixels), expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(served(pixels[:1]), expected[:1], atol=1e-5, rtol=0)
+    if choice == "openvino":  # the latency model and a throughput stream, each checked
+        models = served.each_model(pixels)
+        assert set(models) == {"latency", "throughput"}
+        for values in models.values():
+            np.testing.assert_allclose(values, expected, atol=1e-5, rtol=0)
+
+
+def test_concurrent_calls_each_get_their_own_values(model_file):
+    """Calls beside each other run on the throughput streams, alone on the latency model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    served = runtime.load_runtime(model_file, "openvino", threads=2)
+    assert served.parallel == 2
+    pixels = photos()
+    expected = [served(pixels[i : i + 1]) for i in range(len(pixels))]
+    with ThreadPoolExecutor(served.parallel) as pool:
+        for _ in range(5):
+            answers = list(pool.map(lambda i: served(pixels[i : i + 1]), range(len(pixels))))
+            for answer, alone in zip(answers, expected, strict=True):
+                np.testing.assert_allclose(answer, alone, atol=1e-5, rtol=0)
 
 
 def test_auto_measures_both_and_says_which_it_chose(model_file, caplog):
