@@ -2,11 +2,18 @@
 
 The shell around `tokens.validate`: reads the header, supplies the current keys and time, and
 refetches the key set once when a token names a key we lack (key rotation).
+
+A client sends the same token with every request until it expires, so tokens that passed are
+remembered (as Envoy's jwt_authn does): a repeat costs a dictionary lookup and an expiry check
+instead of an RSA verification. An entry holds only for the key set that verified it (a key
+removed from the issuer's set stops its tokens at once) and only until the token's exp; the
+other checks cannot change with time (nbf and iat only become more valid).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from . import answers
 from .jwks import KeyCache
@@ -29,14 +36,33 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class Authorizer:
-    def __init__(self, rules: TokenRules, keys: KeyCache):
+    def __init__(self, rules: TokenRules, keys: KeyCache, remember: int = 1024):
         self.rules = rules
         self.keys = keys
+        self.remember = remember
+        self._passed: OrderedDict[str, tuple[object, Principal]] = OrderedDict()
 
     async def authorize(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if not self.keys.ready:
             raise answers.keys_unavailable(self.keys.problem or "no signing keys")
+        passed = self._passed.get(token)
+        if passed is not None:
+            key_set, principal = passed
+            if (
+                key_set is self.keys.keys
+                and time.time() <= principal.expires_at + self.rules.leeway_seconds
+            ):
+                self._passed.move_to_end(token)
+                return principal
+            del self._passed[token]
+        principal = await self._validate(token)
+        self._passed[token] = (self.keys.keys, principal)
+        if len(self._passed) > self.remember:
+            self._passed.popitem(last=False)
+        return principal
+
+    async def _validate(self, token: str) -> Principal:
         try:
             try:
                 return validate(token, self.keys.keys, self.rules, time.time())

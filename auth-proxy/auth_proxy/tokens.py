@@ -52,6 +52,7 @@ class Principal:
 
     subject: str
     scopes: tuple[str, ...]
+    expires_at: float = 0.0  # the token's exp: until then (plus leeway) it stays valid
 
 
 def validate(
@@ -93,7 +94,11 @@ def validate(
     if rules.scope not in scopes:
         raise InsufficientScope(f"the token lacks the scope {rules.scope}")
     subject = claims.get("sub")
-    return Principal(subject=subject if isinstance(subject, str) else "", scopes=scopes)
+    return Principal(
+        subject=subject if isinstance(subject, str) else "",
+        scopes=scopes,
+        expires_at=float(claims["exp"]),
+    )
 
 
 def _key_for(kid: object, algorithm: str, keys: Mapping[str, SigningKey]):
