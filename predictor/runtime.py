@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import LABELS, PIXELS_SHAPE
+from .cpus import available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class OpenVINORuntime:
         # No CPU pinning: pinned inference threads starve the event loop's thread of its core,
         # and probes waited up to 300 ms under load (measured); unpinned, they stay < 200 ms.
         common = {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": "NO"}
-        threads = threads or int(core.get_property("CPU", "INFERENCE_NUM_THREADS") or 0) or 1
+        threads = threads or available_cpus()
         latency = core.compile_model(
             converted,
             "CPU",
@@ -173,6 +174,7 @@ def _infer(request, pixels: np.ndarray) -> np.ndarray:
 
 def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
     """The runtime to serve `path` with, and warmed up: see the module's docstring."""
+    threads = threads or available_cpus()
     keras_runtime = KerasRuntime.load(path, threads)
     probe = np.random.default_rng(0).uniform(-124, 152, (4, *PIXELS_SHAPE)).astype(np.float32)
     expected = keras_runtime(probe)
