@@ -179,13 +179,19 @@ async def closed_loop(send, concurrency: int, seconds: float) -> dict:
     credited instead with the share of its own time that lies in the window. The clients stop
     starting requests when it closes and finish those in flight, so every share is known."""
     spans: list[tuple[float, float]] = []  # (started, finished)
+    failed: list[str] = []
     warm = asyncio.get_running_loop().create_future()
     close_at = [float("inf")]
 
     async def client():
         while time.perf_counter() < close_at[0]:
             t = time.perf_counter()
-            await send()
+            try:
+                await send()
+            except Exception as exc:  # a refused or broken request: counted, not served
+                failed.append(type(exc).__name__)
+                await asyncio.sleep(0.01)
+                continue
             spans.append((t, time.perf_counter()))
             if len(spans) >= concurrency and not warm.done():
                 warm.set_result(spans[-1][1])
@@ -210,7 +216,13 @@ async def closed_loop(send, concurrency: int, seconds: float) -> dict:
     def pct(q):
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
-    return {"rate": served / seconds, "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)}
+    return {
+        "rate": served / seconds,
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "failed": len(failed),
+    }
 
 
 def rest_json(session, url: str, jpeg: bytes, headers: dict):
@@ -374,6 +386,7 @@ async def measure_course_app(url: str, jpeg: bytes, seconds: float) -> dict:
             rows[concurrency] = await closed_loop(send, concurrency, seconds)
             print(
                 f"  course app c={concurrency:<3} {rows[concurrency]['rate']:7.2f} images/s  "
+                f"failed {rows[concurrency]['failed']}  "
                 f"p50 {rows[concurrency]['p50']:8.1f} ms",
                 flush=True,
             )
@@ -382,8 +395,9 @@ async def measure_course_app(url: str, jpeg: bytes, seconds: float) -> dict:
 
 
 def cells(row: dict, sep: str = "  ") -> str:
-    """A measurement as text: images/s, then p50, p95, p99 in ms."""
-    return sep.join([f"{row['rate']:.2f}", *(f"{row[p]:.0f}" for p in ("p50", "p95", "p99"))])
+    """A measurement as text: images/s, then p50, p95, p99 in ms, then failed requests."""
+    latencies = [f"{row[p]:.0f}" for p in ("p50", "p95", "p99")]
+    return sep.join([f"{row['rate']:.2f}", *latencies, str(row["failed"])])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -533,8 +547,8 @@ def write_results(args, results: dict, peak: float, peak_how: str) -> None:
             )
         lines += [
             "",
-            "| door | protocol | concurrency | images/s | p50 ms | p95 ms | p99 ms |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| door | protocol | concurrency | images/s | p50 ms | p95 ms | p99 ms | failed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for key, row in r["service"].items():
             if isinstance(key, tuple):

@@ -39,6 +39,10 @@ HOP_BY_HOP = frozenset(
 )
 QUERY_TOKEN_PARAMETERS = ("access_token", "token", "id_token")
 CHUNK = 64 * 1024
+# Bodies of declared length up to this are passed on in one piece rather than chunk by chunk:
+# an image request (tens of KB) then costs one read and one write instead of a generator
+# round per chunk. Larger or unsized bodies still stream, so memory stays bounded per request.
+WHOLE = 1024 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -107,6 +111,12 @@ class RestProxy:
     async def _forward(self, request: web.Request, headers: CIMultiDict) -> web.StreamResponse:
         url = self.settings.upstream_http + request.rel_url.raw_path_qs
         body = LimitedBody(request.content, self.settings.max_body_bytes)
+        if not request.body_exists:
+            data = None
+        elif request.content_length is not None and request.content_length <= WHOLE:
+            data = await request.read()  # the length was checked against the limit in _admit
+        else:
+            data = body.chunks()
         timeout = aiohttp.ClientTimeout(
             total=None, sock_read=self.settings.upstream_timeout_seconds
         )
@@ -115,7 +125,7 @@ class RestProxy:
                 request.method,
                 url,
                 headers=headers,
-                data=body.chunks() if request.body_exists else None,
+                data=data,
                 timeout=timeout,
                 allow_redirects=False,
                 auto_decompress=False,
@@ -137,8 +147,11 @@ class RestProxy:
                 response.content_length = upstream.content_length
             await response.prepare(request)
             try:
-                async for chunk in upstream.content.iter_chunked(CHUNK):
-                    await response.write(chunk)
+                if upstream.content_length is not None and upstream.content_length <= WHOLE:
+                    await response.write(await upstream.read())
+                else:
+                    async for chunk in upstream.content.iter_chunked(CHUNK):
+                        await response.write(chunk)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 logger.warning("upstream answer broke off: %s", exc)
                 raise  # the client sees a truncated answer, as it would from the predictor

@@ -138,6 +138,20 @@ def test_body_under_the_limit_passes(echo_proxy, issuer):
     assert response.json()["body_length"] == 1000 * 1024
 
 
+def test_unsized_body_under_the_limit_streams_through(echo_proxy, issuer):
+    def chunks():  # no Content-Length: chunked, so the proxy streams it rather than reading it
+        for _ in range(8):
+            yield bytes(64 * 1024)
+
+    response = httpx.post(
+        f"http://127.0.0.1:{echo_proxy.http_port}/x",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {issuer.token()}"},
+    )
+    assert response.status_code == 200
+    assert response.json()["body_length"] == 8 * 64 * 1024
+
+
 def test_predictor_too_slow_is_504(echo_proxy, issuer):
     response = httpx.get(
         f"http://127.0.0.1:{echo_proxy.http_port}/slow",
