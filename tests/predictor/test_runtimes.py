@@ -61,6 +61,16 @@ def test_concurrent_calls_each_get_their_own_values(model_file):
                 np.testing.assert_allclose(answer, alone, atol=1e-5, rtol=0)
 
 
+def test_streams_are_capped_however_many_threads(model_file):
+    """One stream per thread on a big node with no CPU limit would multiply activations past
+    the pod's memory limit: at most MOST_STREAMS, the threads shared out among them."""
+    served = runtime.load_runtime(model_file, "openvino", threads=16)
+    assert 2 <= served.parallel <= runtime.MOST_STREAMS
+    np.testing.assert_allclose(
+        served.each_model(photos())["throughput"], served(photos()), atol=1e-5, rtol=0
+    )
+
+
 def test_auto_measures_both_and_says_which_it_chose(model_file, caplog):
     with caplog.at_level(logging.INFO, logger="predictor.runtime"):
         chosen = runtime.load_runtime(model_file, "auto", threads=2)
