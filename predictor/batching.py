@@ -3,7 +3,8 @@
 Requests queue their decoded pixels; one worker takes the first, then whatever else is already
 waiting, and waits at most `max_wait` for more, up to `max_batch_size` images, then runs the
 model once and hands each request its own rows. Under load the queue fills while the model
-runs, so batches grow by themselves; a lone request waits at most `max_wait`. Decoding happens
+runs, so batches grow by themselves; a request waits at most `max_wait`, and only while other
+calls are running (on an idle model it goes at once). Decoding happens
 before the queue, per request: a bad image fails its own request and nobody else's batch.
 KServe's own batcher batches V1 requests only (kserve #2275); this one sits below every
 protocol: V2 REST, gRPC, V1 and the course's /upload.
@@ -61,11 +62,16 @@ class AdaptiveBatcher:
         await self._queue.put(_Waiting(pixels, answer))
         return await answer
 
-    async def _next_batch(self) -> list[_Waiting]:
+    async def _next_batch(self, running: set[asyncio.Task]) -> list[_Waiting]:
+        """The next batch: the first waiting request, whatever else is queued, and, when the
+        model is busy with other calls (`running`), whatever arrives within `max_wait`. On an
+        idle model nothing is gained by waiting (no call to share with is due), so a lone
+        request goes at once: that keeps one client's latency at the model's own."""
         first, self._carried = self._carried, None
         batch = [first or await self._queue.get()]
         size = len(batch[0].pixels)
-        deadline = time.monotonic() + self.max_wait
+        busy = bool(running)  # now, once a request is here: not when the wait for it began
+        deadline = time.monotonic() + (self.max_wait if busy else 0.0)
         while size < self.max_batch_size:
             try:
                 waiting = self._queue.get_nowait()
@@ -91,7 +97,7 @@ class AdaptiveBatcher:
         running: set[asyncio.Task] = set()
         while True:
             await slots.acquire()
-            batch = await self._next_batch()
+            batch = await self._next_batch(running)
             live = [w for w in batch if not w.answer.done()]  # a caller may have given up
             if not live:
                 slots.release()

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_batch_wait_ms",
         type=float,
         default=float(env("MAX_BATCH_WAIT_MS") or 2),
-        help="Longest a request waits for others to share its model call (env MAX_BATCH_WAIT_MS).",
+        help="Longest a request waits for others to share its model call, only while other "
+        "calls run: on an idle model it goes at once (env MAX_BATCH_WAIT_MS).",
     )
     parser.add_argument(
         "--log_requests",
