@@ -115,7 +115,7 @@ def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, dict]:
     """Per runtime, as the service runs it: one caller at a time (OpenVINO's latency model)
     and `parallel` callers at once (its throughput streams), each at its best batch size.
     Returns {runtime: {"callers": n, "batch": b, "rate": images/s, "single": s}}."""
-    from predictor.runtime import load_runtime
+    from predictor.runtime import images_per_second, load_runtime
 
     results = {}
     for name in ("tensorflow", "openvino"):
@@ -123,7 +123,8 @@ def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, dict]:
         best = {"callers": 1, "batch": 1, "rate": 0.0}
         for callers in sorted({1, runtime.parallel}):
             for batch in (1, 2, 4, 8, 16, 32):
-                rate = _rate(runtime, np.repeat(pixels[:1], batch, axis=0), callers, seconds / 4)
+                tensor = np.repeat(pixels[:1], batch, axis=0)
+                rate, _ = images_per_second(runtime, tensor, callers, seconds / 4)
                 if rate > best["rate"]:
                     best = {"callers": callers, "batch": batch, "rate": rate}
                 if batch >= 8 and rate < best["rate"] * 0.9:
@@ -140,30 +141,6 @@ def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, dict]:
             flush=True,
         )
     return results
-
-
-def _rate(runtime, tensor: np.ndarray, callers: int, seconds: float) -> float:
-    """Images/s of `callers` threads calling the runtime back to back with `tensor`."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def caller() -> int:
-        runtime(tensor)  # warm
-        barrier.wait()
-        started, runs = time.perf_counter(), 0
-        while runs < 2 or time.perf_counter() - started < seconds:
-            runtime(tensor)
-            runs += 1
-        return runs
-
-    import threading
-
-    barrier = threading.Barrier(callers + 1)
-    with ThreadPoolExecutor(callers) as pool:
-        futures = [pool.submit(caller) for _ in range(callers)]
-        barrier.wait()
-        started = time.perf_counter()
-        runs = sum(f.result() for f in futures)
-    return runs * len(tensor) / (time.perf_counter() - started)
 
 
 # -- load generation -------------------------------------------------------------------------------

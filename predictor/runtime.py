@@ -208,7 +208,7 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
     if choice == "openvino":
         return openvino_runtime
     speeds = {
-        runtime.name: _images_per_second(runtime, probe)
+        runtime.name: images_per_second(runtime, probe)[0]
         for runtime in (keras_runtime, openvino_runtime)
     }
     chosen = openvino_runtime if speeds["openvino"] >= speeds["tensorflow"] else keras_runtime
@@ -221,13 +221,29 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
     return chosen
 
 
-def _images_per_second(runtime, batch: np.ndarray, seconds: float = 0.5) -> float:
-    runtime(batch)  # warm
-    started, runs = time.perf_counter(), 0
-    while runs < 2 or time.perf_counter() - started < seconds:
-        runtime(batch)
-        runs += 1
-    return runs * len(batch) / (time.perf_counter() - started)
+def images_per_second(
+    runtime, pixels: np.ndarray, callers: int = 1, seconds: float = 0.5
+) -> tuple[float, float]:
+    """`callers` threads calling `runtime(pixels)` back to back for `seconds` (at least two
+    calls each, after one warm-up call each): (images per second, mean seconds per call)."""
+    start = threading.Barrier(callers + 1)
+
+    def caller() -> int:
+        runtime(pixels)  # warm: a new shape may compile or allocate
+        start.wait()
+        began, calls = time.perf_counter(), 0
+        while calls < 2 or time.perf_counter() - began < seconds:
+            runtime(pixels)
+            calls += 1
+        return calls
+
+    with ThreadPoolExecutor(callers) as pool:
+        futures = [pool.submit(caller) for _ in range(callers)]
+        start.wait()
+        began = time.perf_counter()
+        calls = sum(future.result() for future in futures)
+    elapsed = time.perf_counter() - began
+    return calls * len(pixels) / elapsed, elapsed * callers / calls
 
 
 def best_batch_size(runtime, most: int = 32, seconds: float = 0.25) -> int:
@@ -238,30 +254,17 @@ def best_batch_size(runtime, most: int = 32, seconds: float = 0.25) -> int:
     the server a hand-off to a thread and back, which this measurement does not see, so of
     batches that run the model equally fast the largest serves best. A batch past the best
     rate only adds latency: small models peak at 2-4 images (their activations stay in cache),
-    large ones at 16-32. Stops once one call takes over half a second or the rate falls by 10 %,
+    large ones at 16-32. Stops once a call takes over half a second or the rate falls by 10 %,
     so a large model adds a few seconds to loading at most.
     """
     rates: dict[int, float] = {}
     batch = 1
-    with ThreadPoolExecutor(runtime.parallel) as pool:
-        while batch <= most:
-            pixels = np.zeros((batch, *PIXELS_SHAPE), dtype=np.float32)
-            runtime(pixels)  # warm: a new shape may compile or allocate
-
-            def caller(pixels=pixels) -> tuple[int, float]:
-                started, calls = time.perf_counter(), 0
-                while calls < 2 or time.perf_counter() - started < seconds:
-                    runtime(pixels)
-                    calls += 1
-                return calls, (time.perf_counter() - started) / calls
-
-            started = time.perf_counter()
-            results = list(pool.map(lambda _: caller(), range(runtime.parallel)))
-            rates[batch] = sum(c for c, _ in results) * batch / (time.perf_counter() - started)
-            slowest_call = max(per_call for _, per_call in results)
-            if slowest_call > 0.5 or rates[batch] < 0.9 * max(rates.values()):
-                break
-            batch *= 2
+    while batch <= most:
+        pixels = np.zeros((batch, *PIXELS_SHAPE), dtype=np.float32)
+        rates[batch], per_call = images_per_second(runtime, pixels, runtime.parallel, seconds)
+        if per_call > 0.5 or rates[batch] < 0.9 * max(rates.values()):
+            break
+        batch *= 2
     best = max(rates.values())
     return max(b for b, rate in rates.items() if rate >= 0.95 * best)
 

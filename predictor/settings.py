@@ -26,9 +26,13 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _true(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    return default if not value else value.strip().lower() in ("1", "true", "yes", "on")
+    return _true(value) if value else default
 
 
 def _default_cache_dir() -> Path:
@@ -160,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log_requests",
-        type=lambda value: value.strip().lower() in ("1", "true", "yes", "on"),
+        type=_true,
         default=_env_bool("LOG_REQUESTS", False),
         help="A log line per request: the access log, the gRPC method and KServe's latency "
         "line. Off by default: behind the auth proxy, at hundreds of requests a second, they "
