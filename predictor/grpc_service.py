@@ -1,6 +1,8 @@
 """The V2 gRPC service: KServe's servicer, with readiness that follows the model.
 
-kserve 0.21's `ServerReady` answers true with no model loaded, and `ModelInfer` on a model that
+The model-repository extension (load / unload) answers UNIMPLEMENTED: a caller must not be
+able to unload the one model this server exists for. kserve 0.21's `ServerReady` answers true
+with no model loaded, and `ModelInfer` on a model that
 is still loading makes its data plane start a second load on the event loop. Here both follow
 the model, and bad input maps to INVALID_ARGUMENT or RESOURCE_EXHAUSTED with the same message
 the REST answer carries.
@@ -12,11 +14,23 @@ import logging
 
 from grpc import ServicerContext, StatusCode
 from kserve.errors import ModelNotReady
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
 
 from .errors import BadRequest
+
+# What `/v2` and `ServerMetadata` advertise: the binary tensor extension, which both REST and
+# gRPC (raw contents) support. Not KServe's `model_repository_extension`: it is not served.
+EXTENSIONS = ("binary_tensor_data",)
+REPOSITORY_CLOSED = "the model-repository extension is not served: the model is fixed at start-up"
+
+
+class PredictorDataPlane(DataPlane):
+    def metadata(self) -> dict:
+        return {**super().metadata(), "extensions": list(EXTENSIONS)}
+
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +43,12 @@ class PredictorServicer(InferenceServicer):
         for name in names:
             ready = ready and await registry.is_model_ready(name)
         return pb.ServerReadyResponse(ready=ready)
+
+    async def RepositoryModelLoad(self, request, context: ServicerContext):
+        await context.abort(StatusCode.UNIMPLEMENTED, REPOSITORY_CLOSED)
+
+    async def RepositoryModelUnload(self, request, context: ServicerContext):
+        await context.abort(StatusCode.UNIMPLEMENTED, REPOSITORY_CLOSED)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
         answer = await super().ModelMetadata(request, context)

@@ -6,6 +6,9 @@ Registered before KServe's own routes, so where both match a path ours answers:
 - `GET /v2/health/ready`: kserve 0.21 says ready with no model ready; ours follows the model.
 - `GET /v2/models/{name}`: KServe's drops `versions` and `parameters`; ours says which file is
   live (URI, location, run, registry version, SHA-256).
+- `/v2/repository/*`: KServe mounts its model-repository extension (load / unload / index) by
+  default, so any caller could unload the model for good. This server serves the one model
+  chosen at start-up: every method there answers 404, and the routes leave the OpenAPI document.
 - The course's `GET /health` and `POST /upload`, and `/docs` + `/redoc` to list them.
 """
 
@@ -39,8 +42,26 @@ class Prediction(BaseModel):
     values: list[float]
 
 
+REPOSITORY_PREFIX = "/v2/repository"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
 def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
     """Add the predictor's routes; call before KServe registers its own."""
+
+    @app.api_route(REPOSITORY_PREFIX + "/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
+    async def repository_closed(rest: str) -> JSONResponse:
+        return JSONResponse({"error": "the model-repository extension is not served"}, 404)
+
+    schema = app.openapi
+
+    def openapi_without_repository() -> dict:
+        document = schema()  # FastAPI caches it: filtered once, then the same dict
+        for path in [p for p in document.get("paths", {}) if p.startswith(REPOSITORY_PREFIX)]:
+            del document["paths"][path]
+        return document
+
+    app.openapi = openapi_without_repository
 
     async def model_ready_or_raise(model_name: str) -> None:
         if not await dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
@@ -81,8 +102,9 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
         waiting = [
             name for name in registry.get_models() if not await registry.is_model_ready(name)
         ]
-        if waiting:  # answered here, not raised: a probe every few seconds needs no traceback
-            return JSONResponse({"ready": False, "error": f"not ready: {', '.join(waiting)}"}, 503)
+        if waiting or not registry.get_models():  # answered, not raised: no traceback a probe
+            detail = ", ".join(waiting) or "no model is loaded"
+            return JSONResponse({"ready": False, "error": f"not ready: {detail}"}, 503)
         return JSONResponse({"ready": True})
 
     @app.get("/health", tags=["course"])

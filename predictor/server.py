@@ -25,7 +25,8 @@ from kserve.protocol.rest.server import RESTServer
 from timing_asgi import TimingMiddleware
 from uvicorn.importer import import_from_string
 
-from .grpc_service import PredictorServicer, StatusInterceptor
+from . import logsafe
+from .grpc_service import PredictorDataPlane, PredictorServicer, StatusInterceptor
 from .rest import BodyLimit, install_error_answers, install_routes
 from .settings import Settings
 from .sources import redact
@@ -41,6 +42,9 @@ class _RESTServer(RESTServer):
     def __init__(self, settings: Settings, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.config.host = settings.listen_host
+        # X-Forwarded-For / -Proto are believed from loopback only: from the auth proxy, which
+        # builds them from the peer it saw. Whatever a client writes there never gets this far.
+        self.config.forwarded_allow_ips = ["127.0.0.1", "::1"]
         self.settings = settings
         if not settings.log_requests:  # uvicorn formats an access line only if it has handlers
             access = logging.getLogger("uvicorn.access")
@@ -100,6 +104,7 @@ class PredictorServer(kserve.ModelServer):
             enable_grpc=settings.enable_grpc,
         )
         self.settings = settings
+        self.dataplane = PredictorDataPlane(model_registry=self.registered_models)
         # Our modules log under "predictor"; give them KServe's handlers and format.
         ours = logging.getLogger("predictor")
         ours.handlers = logging.getLogger("kserve").handlers
@@ -133,6 +138,7 @@ class PredictorServer(kserve.ModelServer):
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.servers.append(self._load(models))
+        logsafe.install()  # on every handler configured by now, uvicorn's and gRPC's included
         # Decoding and parsing threads hold the GIL in long C calls; with Python's default 5 ms
         # switch interval, every socket operation of the event loop can wait that long to get
         # it back. 1 ms keeps probes prompt under load for a negligible throughput cost.

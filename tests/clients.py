@@ -151,3 +151,29 @@ def send_headers_only(port: int, head: str) -> tuple[str, str]:
                 break
             body += chunk
     return header.split(b"\r\n")[0].decode(), body.decode()
+
+
+def raw_exchange(port: int, data: bytes, *, wait: float = 5.0, half_close: bool = False) -> bytes:
+    """Send `data` as is on a fresh connection and return every byte the server sends back
+    until it closes the connection or `wait` seconds pass. For requests an HTTP client would
+    normalise (bare LF, control bytes, repeated headers, `Expect`)."""
+    import socket
+
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of the first HTTP answer in raw bytes (0 if there is none)."""
+    if not answer.startswith(b"HTTP/1."):
+        return 0
+    return int(answer.split(b" ", 2)[1])

@@ -37,7 +37,8 @@ class SigningKey:
 class Issuer:
     """Serves `/.well-known/openid-configuration` and `/jwks.json`; counts JWKS fetches."""
 
-    def __init__(self):
+    def __init__(self, padding: int = 0):
+        self.padding = padding  # bytes of filler in the JWKS document: an oversized key set
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.keys = [SigningKey("key-1")]
@@ -55,6 +56,8 @@ class Issuer:
                 elif self.path == "/jwks.json":
                     issuer.jwks_fetches += 1
                     body = {"keys": [key.public_jwk for key in issuer.keys]}
+                    if issuer.padding:
+                        body["padding"] = "x" * issuer.padding
                 else:
                     self.send_error(404)
                     return

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvloop
 
-from . import devkeys
+from . import devkeys, logsafe
 from .settings import SettingsError, load_settings
 
 
@@ -42,14 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-    )
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"auth-proxy: {exc}", file=sys.stderr)
         return 2
+    logsafe.configure(logging.INFO, settings.refusal_log_lines)
     from .app import serve
 
     uvloop.run(serve(settings))

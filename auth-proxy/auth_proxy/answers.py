@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -48,8 +49,29 @@ def gateway_error(status: int, description: str) -> Refusal:
     return Refusal(status, "bad_gateway" if status == 502 else "gateway_timeout", description)
 
 
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def not_found(description: str) -> Refusal:
+    return Refusal(404, "not_found", description)
+
+
+def request_timeout(description: str) -> Refusal:
+    return Refusal(408, "request_timeout", description)
+
+
+def too_large(description: str) -> Refusal:
+    return Refusal(413, "request_too_large", description)
+
+
+def reason(refusal: Refusal) -> str:
+    """The refusal's label in `auth_proxy_refusals_total`: a fixed, small set of values."""
+    return refusal.error or "no_token"
+
+
+# RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E; anything else becomes '?'.
+_NOT_IN_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def _quoted(value: str, limit: int = 300) -> str:
+    return '"' + _NOT_IN_DESCRIPTION.sub("?", value[:limit]) + '"'
 
 
 def www_authenticate(refusal: Refusal, realm: str) -> str:
@@ -80,6 +102,9 @@ GRPC_CODES = {
     503: grpc.StatusCode.UNAVAILABLE,
     502: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
+    404: grpc.StatusCode.UNIMPLEMENTED,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

@@ -19,6 +19,7 @@ from .rest_proxy import RestProxy
 from .settings import Settings
 
 logger = logging.getLogger("auth_proxy")
+LINGER_SECONDS = 2.0
 
 
 async def serve(settings: Settings) -> None:
@@ -31,7 +32,7 @@ async def serve(settings: Settings) -> None:
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         source = settings.jwks_uri or f"{settings.rules.issuer} (OIDC discovery)"
         keys = KeyCache(
-            fetcher(settings.jwks_uri, settings.rules.issuer, session),
+            fetcher(settings.jwks_uri, settings.rules.issuer, session, settings.jwks_max_bytes),
             source=source,
             ttl_seconds=settings.jwks_ttl_seconds,
             min_refresh_seconds=settings.jwks_min_refresh_seconds,
@@ -54,7 +55,17 @@ async def serve(settings: Settings) -> None:
             (RestProxy(settings, authorizer, session).application(), settings.http_port),
             (admin_application(keys), settings.admin_port),
         ):
-            runner = web.AppRunner(application, access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                application,
+                access_log=None,
+                handle_signals=False,
+                # aiohttp closes a connection whose next request head has not arrived in this
+                # time, counted from its opening or its last answer: slow or silent clients.
+                keepalive_timeout=settings.client_idle_timeout_seconds,
+                # After a refusal, what is left of the body is read and dropped for at most
+                # this long (so the client can read its answer), then the connection closes.
+                lingering_time=LINGER_SECONDS,
+            )
             await runner.setup()
             await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
             runners.append(runner)

@@ -18,7 +18,14 @@ from collections import OrderedDict
 from . import answers
 from .jwks import KeyCache
 from .settings import TokenRules
-from .tokens import InsufficientScope, Principal, TokenRejected, UnknownKey, validate
+from .tokens import InsufficientScope, Principal, TokenRejected, UnknownKey, shown, validate
+
+
+def one_credential(values: list[str]) -> str | None:
+    """The request's only `Authorization` value; two are refused (RFC 6750 §2: one method)."""
+    if len(values) > 1:
+        raise answers.invalid_request("more than one Authorization header: send exactly one")
+    return values[0] if values else None
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -28,7 +35,7 @@ def bearer_token(authorization: str | None) -> str:
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         # RFC 6750 §3.1: a request with no bearer credentials gets the bare challenge.
-        raise answers.no_token(f"unsupported authorization scheme {scheme[:20]!r}: use Bearer")
+        raise answers.no_token(f"unsupported authorization scheme {shown(scheme, 20)}: use Bearer")
     token = token.strip()
     if not token:
         raise answers.invalid_token("empty bearer token")

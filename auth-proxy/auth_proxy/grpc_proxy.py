@@ -1,8 +1,14 @@
-"""The gRPC door: every method of `inference.GRPCInferenceService`, forwarded as raw bytes.
+"""The gRPC door: the inference methods of `inference.GRPCInferenceService`, forwarded as raw
+bytes.
 
 A generic handler with no (de)serialisers: messages pass through unparsed and unchanged. The
-token comes from the `authorization` metadata; the probes' methods pass without one. The
-caller's deadline is passed on, and the predictor's status comes back as it was.
+handler is a stream-unary one so that it runs before the request message is read: the token
+(from the `authorization` metadata; the probes' methods pass without one) is decided on the
+metadata alone, and an anonymous 60 MiB message is refused without being buffered. An admitted
+call buffers at most `MAX_BODY_BYTES`. Only the V2 inference methods are served; the
+model-repository extension (`Repository*`) and anything else answer UNIMPLEMENTED, as a server
+without them does. The caller's deadline is passed on, capped at `UPSTREAM_TIMEOUT_SECONDS`,
+and the predictor's status comes back as it was.
 """
 
 from __future__ import annotations
@@ -12,16 +18,37 @@ import logging
 import grpc
 from grpc import aio
 
-from . import answers
+from . import answers, passing
 from .answers import Refusal
-from .auth import Authorizer
-from .metrics import REQUESTS
+from .auth import Authorizer, one_credential
+from .logsafe import REFUSAL_LINES
+from .metrics import REFUSALS, REQUESTS
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "/inference.GRPCInferenceService/"
-DROPPED_METADATA = frozenset({"authorization", "x-auth-subject", "x-auth-scopes"})
+FORWARDED_METHODS = frozenset(
+    SERVICE + name
+    for name in (
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+    )
+)
+
+
+def peer_address(peer: str | None) -> str | None:
+    """The address in a gRPC peer string: `ipv4:10.0.0.1:5000`, `ipv6:[::1]:5000`."""
+    if not peer or ":" not in peer:
+        return None
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rpartition("]")[0].lstrip("[") or None
+    return rest.rpartition(":")[0] or None
 
 
 class GrpcProxy(grpc.GenericRpcHandler):
@@ -29,42 +56,55 @@ class GrpcProxy(grpc.GenericRpcHandler):
         self.settings = settings
         self.authorizer = authorizer
         self.channel = channel
+        self.lines = REFUSAL_LINES
 
     def service(self, handler_call_details):
         method = handler_call_details.method
-        if not method.startswith(SERVICE):
-            return None  # UNIMPLEMENTED, as a server without that service answers
+        if method not in FORWARDED_METHODS:
+            return None  # UNIMPLEMENTED, as a server without that method answers
 
-        async def forward(request: bytes, context: aio.ServicerContext) -> bytes:
-            return await self._forward(method, request, context)
+        async def forward(requests, context: aio.ServicerContext) -> bytes:
+            return await self._forward(method, requests, context)
 
-        return grpc.unary_unary_rpc_method_handler(forward)
+        return grpc.stream_unary_rpc_method_handler(forward)
 
-    async def _forward(self, method: str, request: bytes, context: aio.ServicerContext) -> bytes:
+    async def _forward(self, method: str, requests, context: aio.ServicerContext) -> bytes:
         metadata = tuple(context.invocation_metadata() or ())
-        forwarded = [(k, v) for k, v in metadata if k.lower() not in DROPPED_METADATA]
         try:
+            identity: list[tuple[str, str]] = []
             if method not in self.settings.public_grpc_methods:
-                authorization = next((v for k, v in metadata if k.lower() == "authorization"), None)
-                principal = await self.authorizer.authorize(authorization)
-                forwarded += [
-                    ("x-auth-subject", principal.subject),
-                    ("x-auth-scopes", " ".join(principal.scopes)),
-                ]
+                credential = one_credential(
+                    [v for k, v in metadata if k.lower() == "authorization"]
+                )
+                identity = passing.identity(await self.authorizer.authorize(credential))
         except Refusal as refusal:
-            code = answers.grpc_code(refusal)
-            REQUESTS.labels("grpc", code.name).inc()
-            logger.info("refused %s: %s %s", method, code.name, refusal)
-            await context.abort(code, refusal.description)
-        call = self.channel.unary_unary(method)  # no serialisers: bytes in, bytes out
+            await self._refuse(method, context, refusal)
+        request = await anext(aiter(requests), None)  # read only once the call may pass
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
+        peer = peer_address(context.peer())
+        forwarded = passing.passed_on(metadata, peer, self.settings.trusted_proxies) + identity
         remaining = context.time_remaining()
+        timeout = self.settings.upstream_timeout_seconds
+        if remaining is not None:
+            timeout = min(timeout, remaining)
+        call = self.channel.unary_unary(method)  # no serialisers: bytes in, bytes out
         try:
-            response = await call(request, timeout=remaining, metadata=forwarded)
+            response = await call(request, timeout=timeout, metadata=forwarded)
         except aio.AioRpcError as exc:
             REQUESTS.labels("grpc", exc.code().name).inc()
             await context.abort(exc.code(), exc.details() or "")
         REQUESTS.labels("grpc", "OK").inc()
         return response
+
+    async def _refuse(self, method: str, context: aio.ServicerContext, refusal: Refusal) -> None:
+        code = answers.grpc_code(refusal)
+        REQUESTS.labels("grpc", code.name).inc()
+        REFUSALS.labels("grpc", answers.reason(refusal)).inc()
+        self.lines.log(
+            logging.INFO, "refused %s: %s %s (from %s)", method, code.name, refusal, context.peer()
+        )
+        await context.abort(code, refusal.description)
 
 
 def grpc_server(settings: Settings, handler: GrpcProxy) -> aio.Server:

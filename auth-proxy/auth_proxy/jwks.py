@@ -109,18 +109,36 @@ class KeyCache:
             await self.refresh()
 
 
-def fetcher(jwks_uri: str | None, issuer: str, session: aiohttp.ClientSession) -> Fetch:
-    """How to get the key set: a `file://` JWKS, an HTTP(S) JWKS, or OIDC discovery."""
+FETCH_TIMEOUT_SECONDS = 10.0
+
+
+def fetcher(
+    jwks_uri: str | None, issuer: str, session: aiohttp.ClientSession, max_bytes: int = 1 << 20
+) -> Fetch:
+    """How to get the key set: a `file://` JWKS, an HTTP(S) JWKS, or OIDC discovery. A
+    document over `max_bytes` is refused unread (a key set is a few KB; an issuer that sends
+    100 MB would otherwise hold the proxy's memory and event loop)."""
 
     async def get_json(url: str) -> dict:
         if url.startswith("file://"):
             path = Path(url2pathname(urlparse(url).path))
             return json.loads(await asyncio.to_thread(path.read_text))
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with session.get(url, timeout=timeout) as response:
-            if response.status != 200:
-                raise KeySetError(f"{url} answered HTTP {response.status}")
-            return await response.json(content_type=None)
+        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
+        too_big = f"{url} sends more than {max_bytes} bytes (JWKS_MAX_BYTES)"
+        try:
+            async with session.get(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise KeySetError(f"{url} answered HTTP {response.status}")
+                if (response.content_length or 0) > max_bytes:
+                    raise KeySetError(too_big)
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise KeySetError(too_big)
+        except TimeoutError:
+            raise KeySetError(f"{url} did not answer in {FETCH_TIMEOUT_SECONDS:g} s") from None
+        return json.loads(body)
 
     async def fetch() -> dict:
         uri = jwks_uri

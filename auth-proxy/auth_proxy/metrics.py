@@ -10,3 +10,9 @@ REQUESTS = Counter(
 KEY_FETCHES = Counter(
     "auth_proxy_jwks_fetches_total", "Attempts to fetch the issuer's key set.", ["outcome"]
 )
+REFUSALS = Counter(
+    "auth_proxy_refusals_total",
+    "Requests the proxy refused or could not finish, by protocol and reason (an RFC 6750 error "
+    "code, no_token, malformed_request, request_too_large, request_timeout, client_closed, ...).",
+    ["protocol", "reason"],
+)

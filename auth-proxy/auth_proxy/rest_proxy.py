@@ -1,13 +1,20 @@
 """The REST door: check the token (probes excepted), then stream the request to the predictor
 and its answer back.
 
-Bodies are streamed both ways, never buffered whole. Hop-by-hop headers are dropped; incoming
-`X-Auth-*` headers are replaced by the verified `X-Auth-Subject` / `X-Auth-Scopes`; the token
-itself is not passed on, so it cannot reach the predictor's logs.
+Bodies are streamed both ways, never buffered whole. Hop-by-hop headers are dropped; identity
+and address headers follow `passing` (the same rule as the gRPC door); the token itself is not
+passed on, so it cannot reach the predictor's logs.
+
+The token is checked before anything else of the request is read: an `Expect: 100-continue`
+gets its `100 Continue` only once the token has passed, and a refused request's body is never
+read. A client has `CLIENT_BODY_TIMEOUT_SECONDS` for each piece of its body (408 after that),
+and aiohttp closes a connection whose request head has not arrived within
+`CLIENT_IDLE_TIMEOUT_SECONDS` of its opening or of the last answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,10 +22,11 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import answers
+from . import answers, passing
 from .answers import Refusal
-from .auth import Authorizer
-from .metrics import REQUESTS
+from .auth import Authorizer, one_credential
+from .logsafe import REFUSAL_LINES
+from .metrics import REFUSALS, REQUESTS
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,14 +43,19 @@ HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
+        "expect",
     }
 )
 QUERY_TOKEN_PARAMETERS = ("access_token", "token", "id_token")
+# KServe's model-repository extension (load / unload / index): never forwarded, whatever the
+# token; the predictor does not mount it either. Compared on the decoded, normalised path.
+CLOSED_PREFIXES = ("/v2/repository",)
 CHUNK = 64 * 1024
 # Bodies of declared length up to this are passed on in one piece rather than chunk by chunk:
 # an image request (tens of KB) then costs one read and one write instead of a generator
 # round per chunk. Larger or unsized bodies still stream, so memory stays bounded per request.
 WHOLE = 1024 * 1024
+ADMITTED = "auth_proxy.admitted"
 
 
 class BodyTooLarge(Exception):
@@ -60,30 +73,65 @@ def forwardable(headers, extra_drop: frozenset[str] = frozenset()) -> CIMultiDic
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
+def is_closed(path: str) -> bool:
+    """Whether a decoded path falls under a closed prefix, however its slashes are written."""
+    normal = "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
+    return any(normal == prefix or normal.startswith(prefix + "/") for prefix in CLOSED_PREFIXES)
+
+
 class RestProxy:
     def __init__(self, settings: Settings, authorizer: Authorizer, session: aiohttp.ClientSession):
         self.settings = settings
         self.authorizer = authorizer
         self.session = session
+        self.lines = REFUSAL_LINES
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
-        app.router.add_route("*", "/{path:.*}", self.handle)
+        app.router.add_route("*", r"/{path:[\s\S]*}", self.handle, expect_handler=self.expect)
         return app
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """`Expect: 100-continue`: the token first, then the go-ahead (RFC 9110 §10.1.1 lets a
+        server answer with the final status instead)."""
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return self._refuse(request, Refusal(417, "expectation_failed", "unknown Expect"))
+        try:
+            request[ADMITTED] = await self._admit(request)
+        except Refusal as refusal:
+            return self._refuse(request, refusal)
+        if request.version >= aiohttp.HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            headers = await self._admit(request)
+            headers = request.get(ADMITTED) or await self._admit(request)
             return await self._forward(request, headers)
         except Refusal as refusal:
-            REQUESTS.labels("rest", str(refusal.status)).inc()
-            logger.info(
-                "refused %s %s: %s %s", request.method, request.path, refusal.status, refusal
-            )
-            return answers.rest_answer(refusal, self.settings.realm)
+            return self._refuse(request, refusal)
+
+    def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
+        REQUESTS.labels("rest", str(refusal.status)).inc()
+        REFUSALS.labels("rest", answers.reason(refusal)).inc()
+        self.lines.log(
+            logging.INFO,
+            "refused %s %s: %s %s (from %s)",
+            request.method,
+            request.path[:200],
+            refusal.status,
+            refusal,
+            request.remote,
+        )
+        response = answers.rest_answer(refusal, self.settings.realm)
+        if request.body_exists and not request.content.at_eof():
+            # What is left of the body is not read (nor drained): the connection ends here.
+            response.force_close()
+        return response
 
     async def _admit(self, request: web.Request) -> CIMultiDict:
-        """The headers to send upstream, once the request may pass."""
+        """The headers to send upstream, once the request may pass. Reads no body."""
         if any(name in request.query for name in QUERY_TOKEN_PARAMETERS):
             raise answers.invalid_request(
                 "tokens in the query string are refused: send Authorization: Bearer <token>"
@@ -92,29 +140,31 @@ class RestProxy:
             request.content_length is not None
             and request.content_length > self.settings.max_body_bytes
         ):
-            raise Refusal(
-                413,
-                "request_too_large",
+            raise answers.too_large(
                 f"request body of {request.content_length} bytes is over the limit of "
-                f"{self.settings.max_body_bytes}",
+                f"{self.settings.max_body_bytes}"
             )
-        headers = forwardable(request.headers, frozenset({"authorization"}))
-        for name in [k for k in headers if k.lower().startswith("x-auth-")]:
-            headers.popall(name)
+        pairs = forwardable(request.headers).items()
         if request.method == "GET" and request.path in self.settings.public_paths:
-            return headers
-        principal = await self.authorizer.authorize(request.headers.get("Authorization"))
-        headers["X-Auth-Subject"] = principal.subject
-        headers["X-Auth-Scopes"] = " ".join(principal.scopes)
-        return headers
+            if request.body_exists:
+                raise answers.invalid_request("a probe request carries no body")
+            trusted = self.settings.trusted_proxies
+            return CIMultiDict(passing.passed_on(pairs, request.remote, trusted))
+        credential = one_credential(request.headers.getall("Authorization", []))
+        principal = await self.authorizer.authorize(credential)
+        if is_closed(request.path):
+            raise answers.not_found("no such route: the model-repository extension is not served")
+        passed = passing.passed_on(pairs, request.remote, self.settings.trusted_proxies)
+        return CIMultiDict(passed + passing.identity(principal))
 
     async def _forward(self, request: web.Request, headers: CIMultiDict) -> web.StreamResponse:
         url = self.settings.upstream_http + request.rel_url.raw_path_qs
-        body = LimitedBody(request.content, self.settings.max_body_bytes)
+        patience = self.settings.client_body_timeout_seconds
+        body = LimitedBody(request.content, self.settings.max_body_bytes, patience)
         if not request.body_exists:
             data = None
         elif request.content_length is not None and request.content_length <= WHOLE:
-            data = await request.read()  # the length was checked against the limit in _admit
+            data = await body.whole()  # the length was checked against the limit in _admit
         else:
             data = body.chunks()
         timeout = aiohttp.ClientTimeout(
@@ -131,15 +181,11 @@ class RestProxy:
                 auto_decompress=False,
             )
         except (BodyTooLarge, TimeoutError, aiohttp.ClientError) as exc:
-            if body.exceeded:
-                raise Refusal(
-                    413,
-                    "request_too_large",
-                    f"request body is over the limit of {self.settings.max_body_bytes} bytes",
-                ) from None
+            body.raise_its_fault()
             if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
                 raise answers.gateway_error(504, "the predictor did not answer in time") from None
-            raise answers.gateway_error(502, f"the predictor is unreachable: {exc}") from None
+            logger.warning("the predictor is unreachable: %s", exc)
+            raise answers.gateway_error(502, "the predictor is unreachable") from None
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.update(forwardable(upstream.headers))
@@ -161,21 +207,55 @@ class RestProxy:
 
 
 class LimitedBody:
-    """A request body streamed upstream chunk by chunk, stopped past `limit` bytes.
+    """A request body read from the client with a deadline per piece, and stopped past
+    `limit` bytes: in one piece, or streamed upstream chunk by chunk.
 
-    aiohttp wraps an exception raised inside a body generator in its own client errors, so the
-    overflow is also recorded here, for the caller to tell it from an upstream failure."""
+    aiohttp wraps an exception raised inside a body generator in its own client errors, so
+    what went wrong on the client's side is recorded here, for the caller to tell it from an
+    upstream failure (`raise_its_fault`)."""
 
-    def __init__(self, stream: aiohttp.StreamReader, limit: int):
+    def __init__(self, stream: aiohttp.StreamReader, limit: int, patience: float):
         self.stream = stream
         self.limit = limit
-        self.exceeded = False
+        self.patience = patience
+        self.fault: Refusal | None = None
+
+    async def whole(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.patience):
+                return await self.stream.read()
+        except Exception as exc:
+            self._record(exc)
+            self.raise_its_fault()
+            raise
 
     async def chunks(self) -> AsyncIterator[bytes]:
         sent = 0
-        async for chunk in self.stream.iter_chunked(CHUNK):
+        while True:
+            try:
+                async with asyncio.timeout(self.patience):
+                    chunk = await self.stream.read(CHUNK)
+            except Exception as exc:
+                self._record(exc)
+                raise
+            if not chunk:
+                return
             sent += len(chunk)
             if sent > self.limit:
-                self.exceeded = True
+                self.fault = answers.too_large(
+                    f"request body is over the limit of {self.limit} bytes"
+                )
                 raise BodyTooLarge
             yield chunk
+
+    def _record(self, exc: Exception) -> None:
+        if isinstance(exc, TimeoutError):
+            self.fault = answers.request_timeout(
+                f"the request body stalled for more than {self.patience:g} s"
+            )
+        else:  # the client closed the connection, or broke the body's framing
+            self.fault = Refusal(400, "incomplete_body", "the request body broke off")
+
+    def raise_its_fault(self) -> None:
+        if self.fault is not None:
+            raise self.fault

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from .passing import Network, parse_networks
+
 DEFAULT_PUBLIC_PATHS = (
     "/health",
     "/v2/health/live",
@@ -55,6 +57,11 @@ class Settings:
     max_body_bytes: int
     public_paths: frozenset[str]
     public_grpc_methods: frozenset[str]
+    client_idle_timeout_seconds: float = 30.0
+    client_body_timeout_seconds: float = 30.0
+    jwks_max_bytes: int = 1024 * 1024
+    trusted_proxies: tuple[Network, ...] = ()
+    refusal_log_lines: int = 20
 
 
 def _list(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -71,6 +78,20 @@ def _number(env, name: str, default: float, kind=float):
         return kind(value)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {value!r}") from None
+
+
+def _positive(env, name: str, default: float, kind=float):
+    value = _number(env, name, default, kind)
+    if not value > 0:
+        raise SettingsError(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
+def _networks(env, name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(env.get(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def jwks_uri_for(issuer: str, configured: str | None) -> str | None:
@@ -122,4 +143,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_grpc_methods=frozenset(
             _list(env.get("PUBLIC_GRPC_METHODS"), DEFAULT_PUBLIC_GRPC_METHODS)
         ),
+        client_idle_timeout_seconds=_positive(env, "CLIENT_IDLE_TIMEOUT_SECONDS", 30.0),
+        client_body_timeout_seconds=_positive(env, "CLIENT_BODY_TIMEOUT_SECONDS", 30.0),
+        jwks_max_bytes=_positive(env, "JWKS_MAX_BYTES", 1024 * 1024, int),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+        refusal_log_lines=_number(env, "REFUSAL_LOG_LINES", 20, int),
     )

@@ -109,3 +109,32 @@ def echo_proxy(issuer, echo_url, tmp_path_factory):
     )
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def grpc_recorder():
+    from .recorder import GrpcRecorder
+
+    recorder = GrpcRecorder()
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture(scope="module")
+def recording_proxy(issuer, echo_url, grpc_recorder, tmp_path_factory):
+    """The proxy in front of recorders on both protocols (the echo server, the gRPC recorder),
+    with short client timeouts, a 2 MiB body limit and no limit on refusal lines, for the
+    hostile-client tests."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("recording-proxy"),
+        **issuer_env(issuer),
+        UPSTREAM_HTTP=echo_url,
+        UPSTREAM_GRPC=grpc_recorder.target,
+        UPSTREAM_TIMEOUT_SECONDS="1.5",
+        MAX_BODY_BYTES=str(2 * 1024 * 1024),
+        CLIENT_IDLE_TIMEOUT_SECONDS="2",
+        CLIENT_BODY_TIMEOUT_SECONDS="1",
+        REFUSAL_LOG_LINES="100000",  # every refusal logged: the tests read the lines
+    )
+    yield process
+    process.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..clients import INFER, MODEL, json_request, values_of
+from ..clients import INFER, MODEL, json_request, raw_exchange, values_of
 from ..images import SHARED_PHOTOS
 from ..servers import ROOT, start_predictor, wait_ready
 
@@ -58,12 +58,18 @@ def test_log_requests_gives_one_access_and_one_latency_line_per_request(model_fi
     try:
         for _ in range(3):
             httpx.post(process.url + INFER, json=json_request([CAT.read_bytes()]), timeout=60)
+        # A path with CR, LF and terminal escapes: uvicorn quotes it decoded in the access line.
+        forged = b"GET /x%0d%0a2026-01-01%20INFO%20forged%1b[31m HTTP/1.1\r\nHost: x\r\n"
+        raw_exchange(process.http_port, forged + b"Connection: close\r\n\r\n")
         time.sleep(0.3)
         log = process.log()
     finally:
         process.stop()
     assert log.count('"POST /v2/models/cats-dogs-other/infer HTTP/1.1" 200') == 3
     assert log.count("predict_ms") == 3
+    forged_lines = [line for line in log.splitlines() if "forged" in line]
+    assert len(forged_lines) == 1 and "404" in forged_lines[0]
+    assert "\x1b" not in log and "\r" not in log
 
 
 def test_the_courses_cat_photo_is_a_cat(demo):

@@ -1,0 +1,202 @@
+"""The gRPC door against a hostile client: anonymous calls cost no memory, metadata follows
+the REST door's rule, odd claims are answered, deadlines are capped, the model-repository
+extension is closed. Raw byte messages where the test needs sizes protobuf would not allow."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+from ..clients import MODEL, grpc_stub
+
+SERVICE = "/inference.GRPCInferenceService/"
+MIB = 1024 * 1024
+
+
+def bearer(token: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token}")]
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def raw_call(port: int, method: str, message: bytes, **kwargs):
+    options = [("grpc.max_send_message_length", 128 * MIB)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        return channel.unary_unary(SERVICE + method)(message, **kwargs)
+
+
+# 1. The model-repository extension is closed on both sides of the door.
+
+
+@pytest.mark.parametrize("method", ["RepositoryModelUnload", "RepositoryModelLoad"])
+def test_the_predictor_does_not_serve_the_repository_extension(predictor, method):
+    message = pb.RepositoryModelUnloadRequest(model_name=MODEL).SerializeToString()
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(predictor.grpc_port, method, message, timeout=10)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    channel, stub = grpc_stub(predictor.grpc_target)
+    with channel:
+        assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL), timeout=10).ready
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        extensions = stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=10).extensions
+    assert "model_repository_extension" not in extensions
+
+
+@pytest.mark.parametrize(
+    "method", ["RepositoryModelUnload", "RepositoryModelLoad", "RepositoryIndex"]
+)
+def test_the_proxy_does_not_forward_the_repository_extension(proxy, issuer, method):
+    message = pb.RepositoryModelUnloadRequest(model_name=MODEL).SerializeToString()
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(proxy.grpc_port, method, message, metadata=bearer(issuer.token()), timeout=10)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# 2. Anonymous calls cost no memory; admitted calls are bounded.
+
+
+def test_anonymous_large_calls_are_refused_before_they_are_read(proxy):
+    pid = proxy.popen.pid
+    before = rss_kib(pid)
+    message = bytes(60 * MIB)
+    for _ in range(8):
+        with pytest.raises(grpc.RpcError) as error:
+            raw_call(proxy.grpc_port, "ModelInfer", message, timeout=30)
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    after, peak = rss_kib(pid), rss_kib(pid, "VmHWM")
+    print(f"proxy RSS {before // 1024} MiB before, {after // 1024} after, peak {peak // 1024}")
+    assert after - before < 32 * 1024
+    assert peak - before < 48 * 1024
+
+
+def test_an_admitted_message_over_the_limit_is_resource_exhausted(recording_proxy, issuer):
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(
+            recording_proxy.grpc_port,
+            "ModelInfer",
+            bytes(3 * MIB),
+            metadata=bearer(issuer.token()),
+            timeout=10,
+        )
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# 6. Metadata: the same rule as REST.
+
+
+def test_identity_metadata_from_the_client_is_dropped(recording_proxy, grpc_recorder, issuer):
+    raw_call(
+        recording_proxy.grpc_port,
+        "ModelMetadata",
+        b"",
+        metadata=[
+            *bearer(issuer.token(sub="alice")),
+            ("x-auth-role", "admin"),
+            ("x-auth-subject", "mallory"),
+            ("authorization-bin", b"secret"),
+            ("x-forwarded-for", "203.0.113.66"),
+            ("x-request-id", "req-9"),
+        ],
+        timeout=10,
+    )
+    metadata = grpc_recorder.last().metadata
+    names = [name for name, _ in metadata]
+    assert ("x-auth-subject", "alice") in metadata
+    assert names.count("x-auth-subject") == 1
+    assert "x-auth-role" not in names
+    assert not [name for name in names if name.startswith("authorization")]
+    assert ("x-forwarded-for", "127.0.0.1") in metadata
+    assert ("x-request-id", "req-9") in metadata
+
+
+def test_two_authorization_entries_are_refused(recording_proxy, issuer):
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(
+            recording_proxy.grpc_port,
+            "ModelMetadata",
+            b"",
+            metadata=bearer(issuer.token()) + bearer(issuer.token(sub="b")),
+            timeout=10,
+        )
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "more than one" in error.value.details()
+
+
+# 7. Odd claims get an answer, never a hang.
+
+
+@pytest.mark.parametrize(
+    ("subject", "forwarded"),
+    [("José ☃", "Jos%C3%A9%20%E2%98%83"), ("a\r\nb\x00", "a%0D%0Ab%00")],
+    ids=["non-ASCII", "control"],
+)
+def test_an_odd_subject_is_answered(recording_proxy, grpc_recorder, issuer, subject, forwarded):
+    raw_call(
+        recording_proxy.grpc_port,
+        "ModelMetadata",
+        b"",
+        metadata=bearer(issuer.token(sub=subject)),
+        timeout=5,
+    )
+    assert ("x-auth-subject", forwarded) in grpc_recorder.last().metadata
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": 10**400}, {"exp": float("nan")}, {"aud": [{"x": 1}]}, {"scp": ["a\nb"]}],
+    ids=["huge exp", "NaN exp", "object aud", "LF in scp"],
+)
+def test_odd_claims_are_unauthenticated(recording_proxy, issuer, claims):
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(
+            recording_proxy.grpc_port,
+            "ModelMetadata",
+            b"",
+            metadata=bearer(issuer.token(**claims)),
+            timeout=5,
+        )
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_attacker_text_in_a_token_does_not_forge_a_log_line(recording_proxy):
+    from .test_hostile_rest import unsigned
+
+    before = len(recording_proxy.log())
+    token = unsigned({"alg": "RS256\n2026-01-01 00:00:00,000 1 auth_proxy INFO forged", "kid": "x"})
+    with pytest.raises(grpc.RpcError) as error:
+        raw_call(recording_proxy.grpc_port, "ModelMetadata", b"", metadata=bearer(token), timeout=5)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "\n" not in error.value.details()
+    time.sleep(0.2)
+    for line in recording_proxy.log()[before:].splitlines():
+        assert "forged" not in line or "refused" in line
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line)
+
+
+# 9. A call without a deadline gets the proxy's.
+
+
+def test_a_call_without_a_deadline_is_given_the_upstream_timeout(
+    recording_proxy, grpc_recorder, issuer
+):
+    raw_call(recording_proxy.grpc_port, "ModelMetadata", b"", metadata=bearer(issuer.token()))
+    remaining = grpc_recorder.last().time_remaining
+    assert remaining is not None and 0 < remaining <= 1.6  # UPSTREAM_TIMEOUT_SECONDS: 1.5
+    raw_call(
+        recording_proxy.grpc_port, "ModelMetadata", b"", metadata=bearer(issuer.token()), timeout=60
+    )
+    assert grpc_recorder.last().time_remaining <= 1.6
+    raw_call(
+        recording_proxy.grpc_port, "ModelMetadata", b"", metadata=bearer(issuer.token()), timeout=1
+    )
+    assert grpc_recorder.last().time_remaining <= 1.1
