@@ -6,10 +6,11 @@ proxy, in one run on one machine, so the ratios hold on a noisy shared machine.
 Prints, for a cheap route (the model-ready probe, public) and a cheap protected route (model
 metadata, with a token), the p50 latency of sequential requests and the p50 the proxy adds;
 then, for a small inference (one 64x48 PNG, V2 JSON, with a token) at concurrency 16, requests
-per second direct and proxied and their ratio. Targets (issue 3): p50 added <= 1 ms, proxied
-inference throughput >= 95 % of direct. The load generator is an aiohttp client in this
-process; on a 2-core machine it competes with the proxy and the predictor for the CPU, in both
-the direct and the proxied runs alike.
+per second direct and proxied and their ratio; then the same two for gRPC (`ModelMetadata`
+sequentially, `ModelInfer` with the PNG as raw bytes at concurrency 16). Targets (issue 3):
+p50 added <= 1 ms, proxied inference throughput >= 95 % of direct. The load generator (aiohttp
+and grpc.aio clients) runs in this process; on a 2-core machine it competes with the proxy and
+the predictor for the CPU, in both the direct and the proxied runs alike.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from grpc import aio
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from auth_proxy import devkeys
-from tests.clients import INFER, json_request
+from tests.clients import INFER, MODEL, grpc_image_request, json_request
 from tests.images import rgb_png
 from tests.servers import start_predictor, start_proxy, wait_ready
 from tools.contract_model import build_contract_model
@@ -69,6 +73,40 @@ async def throughput(url: str, body: bytes, headers: dict, concurrency: int, sec
     return len(latencies) / elapsed, latencies
 
 
+async def grpc_sequential(target: str, metadata: list, count: int) -> list[float]:
+    times = []
+    async with aio.insecure_channel(target) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        request = pb.ModelMetadataRequest(name=MODEL)
+        for _ in range(count // 10):
+            await stub.ModelMetadata(request, metadata=metadata)
+        for _ in range(count):
+            started = time.perf_counter()
+            await stub.ModelMetadata(request, metadata=metadata)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+async def grpc_throughput(target: str, metadata: list, concurrency: int, seconds: float):
+    """Calls per second and the latencies, `concurrency` callers of ModelInfer on one channel."""
+    request = grpc_image_request([rgb_png(64, 48)], raw=True)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with aio.insecure_channel(target) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+
+        async def caller() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await stub.ModelInfer(request, metadata=metadata, timeout=60)
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
 def dev_token(keys: Path) -> tuple[dict, str]:
     """A development issuer in `keys`: the proxy's settings for it, and a 2-hour token."""
     devkeys.write_dev_keys(keys)
@@ -79,7 +117,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-async def measure(direct: str, proxied: str, token: str, args) -> None:
+async def measure(direct, proxied, token: str, args) -> None:
+    """`direct` and `proxied`: (REST base URL, gRPC target) of the predictor and the proxy."""
+    (direct, direct_grpc), (proxied, proxied_grpc) = direct, proxied
     auth = {"Authorization": f"Bearer {token}"}
     cpus = len(os.sched_getaffinity(0))
     print(
@@ -114,6 +154,26 @@ async def measure(direct: str, proxied: str, token: str, args) -> None:
     baseline = (rates["direct"] + rates["direct again"]) / 2
     print(f"  proxied / direct: {rates['proxied'] / baseline:.3f} (target >= 0.95)")
 
+    bearer = [("authorization", f"Bearer {token}")]
+    straight = statistics.median(await grpc_sequential(direct_grpc, [], args.requests))
+    through = statistics.median(await grpc_sequential(proxied_grpc, bearer, args.requests))
+    print(
+        f"\n{'gRPC ModelMetadata (token checked)':<44} {ms(straight):>11} {ms(through):>12} "
+        f"{ms(through - straight):>9}"
+    )
+    print(f"gRPC small inference (raw bytes), concurrency {args.concurrency}")
+    rates = {}
+    for name, target, metadata in (
+        ("direct", direct_grpc, []),
+        ("proxied", proxied_grpc, bearer),
+        ("direct again", direct_grpc, []),
+    ):
+        rate, latencies = await grpc_throughput(target, metadata, args.concurrency, args.seconds)
+        rates[name] = rate
+        print(f"  {name:<13} {rate:8.1f} calls/s  p50 {ms(statistics.median(latencies))}")
+    baseline = (rates["direct"] + rates["direct again"]) / 2
+    print(f"  proxied / direct: {rates['proxied'] / baseline:.3f} (target >= 0.95)")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -134,7 +194,14 @@ def main() -> None:
             scratch, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
         )
         try:
-            asyncio.run(measure(predictor.url, f"http://127.0.0.1:{proxy.http_port}", token, args))
+            asyncio.run(
+                measure(
+                    (predictor.url, predictor.grpc_target),
+                    (f"http://127.0.0.1:{proxy.http_port}", proxy.grpc_target),
+                    token,
+                    args,
+                )
+            )
         finally:
             proxy.stop()
             predictor.stop()
