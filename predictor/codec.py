@@ -20,6 +20,7 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
+from . import kserve_glue
 from .contract import (
     INPUT_IMAGE,
     INPUT_PIXELS,
@@ -163,13 +164,8 @@ def _pixel_tensor(tensor: InferInput) -> np.ndarray:
 
 
 def raw_contents(tensor: InferInput) -> bytes | None:
-    """The tensor's binary payload (gRPC `raw_input_contents`, REST binary extension), if any.
-
-    kserve 0.21 keeps it in `InferInput._raw_data` and offers no public accessor that leaves
-    BYTES undecoded (`as_numpy` parses it as length-prefixed and UTF-8), hence the one read here.
-    """
-    raw = getattr(tensor, "_raw_data", None)
-    return bytes(raw) if raw is not None else None
+    """The tensor's binary payload (gRPC `raw_input_contents`, REST binary extension), if any."""
+    return kserve_glue.raw_data(tensor)
 
 
 def split_bytes_elements(raw: bytes, count: int) -> list[bytes]:
@@ -241,7 +237,7 @@ def infer_request_from_rest(body: bytes, json_length: str | None, model_name: st
         raise BadRequest(f"not a V2 inference request: {_describe(exc)}") from None
     request = InferRequest.from_inference_request(parsed, model_name)
     for index, raw in raw_by_input.items():
-        request.inputs[index]._raw_data = raw  # where kserve keeps binary tensors, see raw_contents
+        kserve_glue.set_raw_data(request.inputs[index], raw)
     return request
 
 

@@ -36,8 +36,12 @@ logger = logging.getLogger(__name__)
 
 
 class PredictorServicer(InferenceServicer):
+    def __init__(self, data_plane: DataPlane, model_repository_extension):
+        super().__init__(data_plane, model_repository_extension)
+        self.data_plane = data_plane  # our own reference: KServe's is private
+
     async def ServerReady(self, request: pb.ServerReadyRequest, context) -> pb.ServerReadyResponse:
-        registry = self._data_plane.model_registry
+        registry = self.data_plane.model_registry
         names = list(registry.get_models())
         ready = bool(names)
         for name in names:
@@ -52,7 +56,7 @@ class PredictorServicer(InferenceServicer):
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
         answer = await super().ModelMetadata(request, context)
-        model = self._data_plane.get_model_from_registry(request.name)
+        model = self.data_plane.get_model_from_registry(request.name)
         answer.versions.extend(model.metadata()["versions"])
         answer.platform = model.metadata()["platform"]
         return answer
@@ -60,7 +64,7 @@ class PredictorServicer(InferenceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: ServicerContext
     ) -> pb.ModelInferResponse:
-        if not await self._data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
+        if not await self.data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
             raise ModelNotReady(request.model_name)
         return await super().ModelInfer(request, context)
 

@@ -14,18 +14,11 @@ import asyncio
 import gc
 import logging
 import sys
-from concurrent import futures
 
 import kserve
-from grpc import aio
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import LoggingInterceptor
-from kserve.protocol.grpc.server import GRPCServer
-from kserve.protocol.rest.server import RESTServer
-from timing_asgi import TimingMiddleware
-from uvicorn.importer import import_from_string
 
-from . import logsafe
+from . import kserve_glue, logsafe
 from .grpc_service import PredictorDataPlane, PredictorServicer, StatusInterceptor
 from .rest import BodyLimit, install_error_answers, install_routes
 from .settings import Settings
@@ -36,64 +29,6 @@ logger = logging.getLogger(__name__)
 
 class ModelLoadFailed(RuntimeError):
     """The model could not be loaded; the process must end so Kubernetes restarts it."""
-
-
-class _RESTServer(RESTServer):
-    def __init__(self, settings: Settings, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.config.host = settings.listen_host
-        # X-Forwarded-For / -Proto are believed from loopback only: from the auth proxy, which
-        # builds them from the peer it saw. Whatever a client writes there never gets this far.
-        self.config.forwarded_allow_ips = ["127.0.0.1", "::1"]
-        self.settings = settings
-        if not settings.log_requests:  # uvicorn formats an access line only if it has handlers
-            access = logging.getLogger("uvicorn.access")
-            access.handlers, access.propagate = [], False
-
-    def create_application(self) -> None:
-        app = import_from_string("kserve.model_server:app")
-        app.add_middleware(BodyLimit, max_bytes=self.settings.max_request_bytes)
-        self._add_middlewares(app)
-        # KServe's TimingMiddleware logs two trace lines per request and calls getrusage() for
-        # the whole process around each one (a sixth of the event loop's time under load,
-        # measured); its "cpu time" counts every thread's work, not the request's.
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
-        install_routes(app, self.dataplane)  # before KServe's: ours win where paths overlap
-        self._register_endpoints(app)
-        self._add_exception_handlers(app)
-        install_error_answers(app)
-
-
-class _GRPCServer(GRPCServer):
-    def __init__(self, settings: Settings, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.settings = settings
-
-    async def start(self, max_workers: int) -> None:
-        self._server = aio.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers),
-            interceptors=(
-                (LoggingInterceptor(), StatusInterceptor())
-                if self.settings.log_requests
-                else (StatusInterceptor(),)
-            ),
-            options=[
-                ("grpc.max_send_message_length", self.settings.max_request_bytes),
-                ("grpc.max_receive_message_length", self.settings.max_request_bytes),
-            ],
-        )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            PredictorServicer(self._data_plane, self._model_repository_extension), self._server
-        )
-        address = f"{_grpc_host(self.settings.listen_host)}:{self._port}"
-        self._server.add_insecure_port(address)
-        logger.info("Starting gRPC server on %s", address)
-        await self._server.start()
-        await self._server.wait_for_termination()
-
-
-def _grpc_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class PredictorServer(kserve.ModelServer):
@@ -115,9 +50,14 @@ class PredictorServer(kserve.ModelServer):
         for model in models:
             self.register_model(model)
             model.enable_latency_logging = self.settings.log_requests
-        self._rest_server = _RESTServer(
-            self.settings,
-            "kserve.model_server:app",
+        settings = self.settings
+        if not settings.log_requests:  # uvicorn formats an access line only if it has handlers
+            access = logging.getLogger("uvicorn.access")
+            access.handlers, access.propagate = [], False
+        rest = kserve_glue.RestServer(
+            settings.listen_host,
+            self._install_routes,
+            install_error_answers,
             self.dataplane,
             self.model_repository_extension,
             self.http_port,
@@ -126,17 +66,25 @@ class PredictorServer(kserve.ModelServer):
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
         )
-        self.servers.append(self._rest_server.start())
+        self.servers.append(rest.start())
+        grpc = None
         if self.enable_grpc:
-            self._grpc_server = _GRPCServer(
-                self.settings,
+            interceptors = (StatusInterceptor(),)
+            if settings.log_requests:
+                interceptors = (LoggingInterceptor(), *interceptors)
+            grpc = kserve_glue.GrpcServer(
+                settings.listen_host,
+                PredictorServicer,
+                interceptors,
+                settings.max_request_bytes,
                 self.grpc_port,
                 self.dataplane,
                 self.model_repository_extension,
                 kwargs={},
                 grace_period=self.grace_period,
             )
-            self.servers.append(self._grpc_server.start(self.max_threads))
+            self.servers.append(grpc.start(self.max_threads))
+        kserve_glue.attach(self, rest, grpc)
         self.servers.append(self._load(models))
         logsafe.install()  # on every handler configured by now, uvicorn's and gRPC's included
         # Decoding and parsing threads hold the GIL in long C calls; with Python's default 5 ms
@@ -145,7 +93,12 @@ class PredictorServer(kserve.ModelServer):
         sys.setswitchinterval(0.001)
         self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        asyncio.run(kserve_glue.serving(self))
+
+    def _install_routes(self, app, dataplane) -> None:
+        """Ours before KServe's (ours win where paths overlap); the body limit outermost."""
+        app.add_middleware(BodyLimit, max_bytes=self.settings.max_request_bytes)
+        install_routes(app, dataplane)
 
     async def _load(self, models: list[kserve.Model]) -> None:
         """Load each model in a worker thread; a failure ends the whole server."""

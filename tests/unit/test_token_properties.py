@@ -25,7 +25,7 @@ ISSUER = "https://issuer.example/"
 AUDIENCE = "https://cats-dogs.example.com"
 RULES = TokenRules(issuer=ISSUER, audiences=(AUDIENCE,), algorithms=("RS256", "ES256"))
 NOW = 1_800_000_000
-PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEY = IssuerKey("key-1")
 OTHER = IssuerKey("key-1")  # same kid, another key: a forged signature
