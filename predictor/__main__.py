@@ -17,20 +17,8 @@ logger = logging.getLogger("predictor")
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings, _ = parse_settings(argv)
-    model = CatsDogsOtherModel(
-        settings.model_uri,
-        cache_dir=settings.cache_dir,
-        fetch_timeout=settings.fetch_timeout,
-        name=settings.model_name,
-        limits=settings.limits,
-        max_images=settings.max_images,
-        decode_threads=settings.decode_threads,
-        runtime=settings.runtime,
-        inference_threads=settings.inference_threads,
-        max_batch_size=settings.max_batch_size,
-        max_batch_wait=settings.max_batch_wait,
-    )
+    settings = parse_settings(argv)
+    model = CatsDogsOtherModel(settings)
     try:
         PredictorServer(settings).start([model])
     except ModelLoadFailed as exc:

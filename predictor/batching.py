@@ -54,12 +54,18 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task | None = None
         self._carried: _Waiting | None = None  # did not fit the last batch: first of the next
 
+    @property
+    def queue(self) -> asyncio.Queue[_Waiting]:
+        """The queue of the running worker (made with it, on the caller's event loop)."""
+        assert self._queue is not None, "no worker yet: call the batcher first"
+        return self._queue
+
     async def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._work())
         answer = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Waiting(pixels, answer))
+        await self.queue.put(_Waiting(pixels, answer))
         return await answer
 
     async def _next_batch(self, running: set[asyncio.Task]) -> list[_Waiting]:
@@ -68,19 +74,19 @@ class AdaptiveBatcher:
         idle model nothing is gained by waiting (no call to share with is due), so a lone
         request goes at once: that keeps one client's latency at the model's own."""
         first, self._carried = self._carried, None
-        batch = [first or await self._queue.get()]
+        batch = [first or await self.queue.get()]
         size = len(batch[0].pixels)
         busy = bool(running)  # now, once a request is here: not when the wait for it began
         deadline = time.monotonic() + (self.max_wait if busy else 0.0)
         while size < self.max_batch_size:
             try:
-                waiting = self._queue.get_nowait()
+                waiting = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    waiting = await asyncio.wait_for(self._queue.get(), remaining)
+                    waiting = await asyncio.wait_for(self.queue.get(), remaining)
                 except TimeoutError:
                     break
             if size + len(waiting.pixels) > self.max_batch_size:
@@ -104,7 +110,12 @@ class AdaptiveBatcher:
                 continue
             task = asyncio.get_running_loop().create_task(self._run_batch(live))
             running.add(task)
-            task.add_done_callback(lambda done: (running.discard(done), slots.release()))
+
+            def finished(done: asyncio.Task, slots: asyncio.Semaphore = slots) -> None:
+                running.discard(done)
+                slots.release()
+
+            task.add_done_callback(finished)
 
     def _run(self, parts: list[np.ndarray]) -> np.ndarray:
         """In the executor: join the requests' rows (a copy the event loop need not make)."""

@@ -14,8 +14,8 @@ from pathlib import Path
 def quota_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """The CPU quota of this process's cgroup in CPUs (v2 `cpu.max`, v1 `cpu.cfs_*`), or None."""
     try:
-        quota, period = (root / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
+        quota_text, period_text = (root / "cpu.max").read_text().split()
+        return None if quota_text == "max" else int(quota_text) / int(period_text)
     except (OSError, ValueError):
         pass
     try:
@@ -29,7 +29,8 @@ def quota_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 def available_cpus() -> int:
     """CPUs this process may run on (affinity), capped by the cgroup quota, at least 1."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
     quota = quota_cpus()
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
-    return max(1, cpus or 1)
+    return max(1, cpus)

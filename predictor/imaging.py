@@ -58,7 +58,7 @@ def decode_image(data: bytes, limits: ImageLimits, out: np.ndarray | None = None
             # Pillow warns (and past twice its own limit raises) on huge images; our own pixel
             # limit below decides, before any pixel is decoded.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise ImageOverLimit(
@@ -68,7 +68,7 @@ def decode_image(data: bytes, limits: ImageLimits, out: np.ndarray | None = None
                 image = image.convert("RGB")
             target = (IMAGE_SIZE[1], IMAGE_SIZE[0])
             if image.size != target:
-                image = image.resize(target, Image.NEAREST)
+                image = image.resize(target, Image.Resampling.NEAREST)
             pixels = np.asarray(image, dtype=np.uint8)
     except ImageProblem:
         raise

@@ -12,7 +12,6 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import kserve
 import numpy as np
@@ -23,8 +22,10 @@ from . import codec, contract, default_model, sources
 from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge
-from .imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
-from .runtime import best_batch_size, load_runtime
+from .imaging import ImageOverLimit, ImageProblem, decode_image
+from .measure import best_batch_size
+from .runtime import Runtime, load_runtime
+from .settings import Settings
 from .sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
@@ -40,38 +41,25 @@ class _Job:
 
 
 class CatsDogsOtherModel(kserve.Model):
-    def __init__(
-        self,
-        model_uri: str,
-        *,
-        cache_dir: Path,
-        fetch_timeout: float = 300.0,
-        name: str = contract.MODEL_NAME,
-        limits: ImageLimits = ImageLimits(),  # noqa: B008 (frozen dataclass)
-        max_images: int = 32,
-        decode_threads: int = 2,
-        runtime: str = "auto",
-        inference_threads: int | None = None,
-        max_batch_size: int = 0,
-        max_batch_wait: float = 0.002,
-    ):
-        super().__init__(name)
-        self.model_uri = model_uri
-        self.cache_dir = cache_dir
-        self.fetch_timeout = fetch_timeout
+    ready: bool  # kserve.Model's flag: the data plane answers readiness from it
+    def __init__(self, settings: Settings):
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.model_uri = settings.model_uri
         self.resolved: ResolvedModel | None = None
-        self.limits = limits
-        self.max_images = max_images
-        self.runtime_choice = runtime
-        self.inference_threads = inference_threads
-        self.max_batch_size = max_batch_size  # 0: measured at load (runtime.best_batch_size)
-        self._runtime = None
+        self.limits = settings.limits
+        self.max_images = settings.max_images
+        self.max_batch_size = settings.max_batch_size  # 0: measured at load
+        self._runtime: Runtime | None = None
         self._load_lock = threading.Lock()
-        self._decoders = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        self._decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         # As many model calls at once as the runtime runs in parallel (runtime.py); set at load.
         self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self.batcher = AdaptiveBatcher(
-            self._run, self._inference, max_batch_size=max_batch_size or 1, max_wait=max_batch_wait
+            self._run,
+            self._inference,
+            max_batch_size=settings.max_batch_size or 1,
+            max_wait=settings.max_batch_wait,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -88,8 +76,12 @@ class CatsDogsOtherModel(kserve.Model):
             if self.ready:
                 return True
             uri = self.model_uri or str(default_model.PATH)
-            resolved = sources.resolve(uri, self.cache_dir, give_up_after=self.fetch_timeout)
-            runtime = load_runtime(resolved.path, self.runtime_choice, self.inference_threads)
+            resolved = sources.resolve(
+                uri, self.settings.cache_dir, give_up_after=self.settings.fetch_timeout
+            )
+            runtime = load_runtime(
+                resolved.path, self.settings.runtime, self.settings.inference_threads
+            )
             self._configure_batcher(runtime)
             self._runtime, self.resolved = runtime, resolved
             self.ready = True
@@ -127,7 +119,7 @@ class CatsDogsOtherModel(kserve.Model):
         facts = self.resolved.describe() if self.resolved else {}
         if facts and not self.model_uri:
             facts["model"] = default_model.DESCRIPTION
-        if facts:
+        if facts and self._runtime is not None:
             facts["runtime"] = self._runtime.name
             facts["max_batch_size"] = str(self.batcher.max_batch_size)
             facts["parallel_model_calls"] = str(self.batcher.in_flight)
@@ -162,6 +154,7 @@ class CatsDogsOtherModel(kserve.Model):
         return _Job(payload.request, payload.batch, values)
 
     async def postprocess(self, result: _Job, headers=None):
+        assert result.values is not None, "postprocess runs after predict"
         if result.request is not None:
             return codec.infer_response(result.request, result.values)
         return {"predictions": codec.prediction_rows(result.values)}
@@ -176,6 +169,7 @@ class CatsDogsOtherModel(kserve.Model):
         return await self.batcher(pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
+        assert self._runtime is not None, "the batcher runs only once the model is loaded"
         return self._runtime(pixels)
 
     async def _decode_all(self, batch: ImageBatch) -> np.ndarray:

@@ -43,6 +43,7 @@ class Prediction(BaseModel):
 
 
 REPOSITORY_PREFIX = "/v2/repository"
+OPENAPI_URL = "/openapi.json"  # FastAPI's default, which KServe's app keeps
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -61,7 +62,7 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
             del document["paths"][path]
         return document
 
-    app.openapi = openapi_without_repository
+    app.openapi = openapi_without_repository  # type: ignore[method-assign]  # FastAPI's hook
 
     async def model_ready_or_raise(model_name: str) -> None:
         if not await dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
@@ -122,17 +123,18 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> Response:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{MODEL_NAME} - Swagger UI")
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{MODEL_NAME} - Swagger UI")
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> Response:
-        return get_redoc_html(openapi_url=app.openapi_url, title=f"{MODEL_NAME} - ReDoc")
+        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{MODEL_NAME} - ReDoc")
 
 
 def install_error_answers(app: FastAPI) -> None:
     """Bad input gets its own status and a message naming the problem; no traceback in logs."""
 
-    async def bad_request(_: Request, exc: BadRequest) -> JSONResponse:
+    async def bad_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, BadRequest)
         logger.warning("refused request: %s", exc)
         return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
 

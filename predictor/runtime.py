@@ -17,14 +17,14 @@ import logging
 import queue
 import tempfile
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .contract import LABELS, PIXELS_SHAPE
 from .cpus import available_cpus
+from .measure import images_per_second
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,16 @@ def _first_line(exc: BaseException) -> str:
     """An exception's message cut to one line a log or an answer can carry."""
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class Runtime(Protocol):
+    """What the server needs of a runtime: float32 [N, 224, 224, 3] in, float32 [N, 3] out,
+    and how many calls it runs at once (`parallel`: the batcher keeps that many in flight)."""
+
+    name: str
+    parallel: int
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
 
 
 class ModelFileError(ValueError):
@@ -179,7 +189,7 @@ def _infer(request, pixels: np.ndarray) -> np.ndarray:
     return np.array(outputs[0], dtype=np.float32)  # a copy: the request is reused
 
 
-def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
+def load_runtime(path: Path, choice: str = "auto", threads: int | None = None) -> Runtime:
     """The runtime to serve `path` with, and warmed up: see the module's docstring."""
     threads = threads or available_cpus()
     keras_runtime = KerasRuntime.load(path, threads)
@@ -219,54 +229,6 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None):
         difference,
     )
     return chosen
-
-
-def images_per_second(
-    runtime, pixels: np.ndarray, callers: int = 1, seconds: float = 0.5
-) -> tuple[float, float]:
-    """`callers` threads calling `runtime(pixels)` back to back for `seconds` (at least two
-    calls each, after one warm-up call each): (images per second, mean seconds per call)."""
-    start = threading.Barrier(callers + 1)
-
-    def caller() -> int:
-        runtime(pixels)  # warm: a new shape may compile or allocate
-        start.wait()
-        began, calls = time.perf_counter(), 0
-        while calls < 2 or time.perf_counter() - began < seconds:
-            runtime(pixels)
-            calls += 1
-        return calls
-
-    with ThreadPoolExecutor(callers) as pool:
-        futures = [pool.submit(caller) for _ in range(callers)]
-        start.wait()
-        began = time.perf_counter()
-        calls = sum(future.result() for future in futures)
-    elapsed = time.perf_counter() - began
-    return calls * len(pixels) / elapsed, elapsed * callers / calls
-
-
-def best_batch_size(runtime, most: int = 32, seconds: float = 0.25) -> int:
-    """The batch size the batcher should aim for on this model and CPU, measured.
-
-    Runs `runtime.parallel` callers at once, as under load, at batch 1, 2, 4, … `most`, and
-    returns the largest batch within 5 % of the best images/s seen: each model call also costs
-    the server a hand-off to a thread and back, which this measurement does not see, so of
-    batches that run the model equally fast the largest serves best. A batch past the best
-    rate only adds latency: small models peak at 2-4 images (their activations stay in cache),
-    large ones at 16-32. Stops once a call takes over half a second or the rate falls by 10 %,
-    so a large model adds a few seconds to loading at most.
-    """
-    rates: dict[int, float] = {}
-    batch = 1
-    while batch <= most:
-        pixels = np.zeros((batch, *PIXELS_SHAPE), dtype=np.float32)
-        rates[batch], per_call = images_per_second(runtime, pixels, runtime.parallel, seconds)
-        if per_call > 0.5 or rates[batch] < 0.9 * max(rates.values()):
-            break
-        batch *= 2
-    best = max(rates.values())
-    return max(b for b, rate in rates.items() if rate >= 0.95 * best)
 
 
 def check_contract_shape(model) -> None:

@@ -69,7 +69,7 @@ class PredictorServer(kserve.ModelServer):
         self.servers.append(rest.start())
         grpc = None
         if self.enable_grpc:
-            interceptors = (StatusInterceptor(),)
+            interceptors: tuple = (StatusInterceptor(),)
             if settings.log_requests:
                 interceptors = (LoggingInterceptor(), *interceptors)
             grpc = kserve_glue.GrpcServer(

@@ -1,15 +1,21 @@
-"""The predictor's settings: KServe's model-server flags plus ours, each with an env default.
+"""The predictor's settings: one declared table (flag, variable, type, default, help), read once.
 
-One parser, one `Settings` object per process. Flags win over environment variables, which win
-over the defaults below; `python -m predictor --help` lists them all.
+Flags win over environment variables, which win over the defaults in `OPTIONS`; `python -m
+predictor --help` lists them all. Every value is parsed by its declared type, and a bad one is
+refused by name (`--max_images_per_request / MAX_IMAGES_PER_REQUEST: 'abc' is not a whole
+number`, exit 2) rather than ending in a traceback or silently becoming a default. The result is
+one frozen `Settings`, passed down whole. KServe's own model-server flags (`--http_port`,
+`--grpc_port`, `--enable_grpc`, ...) come from its parser, as KServe documents them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kserve import model_server
 
@@ -18,47 +24,193 @@ from .cpus import available_cpus
 from .imaging import ImageLimits
 from .runtime import RUNTIMES
 
-MIB = 1024 * 1024
+_IMAGE_LIMITS = ImageLimits()  # its defaults are the predictor's defaults
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+class SettingsError(ValueError):
+    """A value is wrong; the message names the flag and the variable."""
 
 
-def _true(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+# -- value types: text in, value out, ValueError with words a user can act on ------------------
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return _true(value) if value else default
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
 
 
-def _default_cache_dir() -> Path:
+def count(text: str) -> int:
+    """A whole number of at least 1."""
+    value = whole(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def count_or_zero(text: str) -> int:
+    value = whole(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a finite number, 0 or more")
+    return value
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def boolean(text: str) -> bool:
+    """true/false, yes/no, on/off, 1/0 (any case); anything else is refused, not taken as false."""
+    lowered = text.strip().lower()
+    if lowered in TRUE or lowered in FALSE:
+        return lowered in TRUE
+    raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def one_of(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"is not one of {', '.join(allowed)}")
+        return text
+
+    return one_of
+
+
+def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "cats-dogs-other" / "models"
 
 
 @dataclass(frozen=True)
+class Option:
+    field: str  # the `Settings` attribute
+    flag: str
+    variables: tuple[str, ...]  # the first one set wins
+    kind: Callable[[str], Any]
+    default: Any  # a value, or a function of nothing that gives it (computed at start-up)
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "model_uri", "--model_uri", ("MODEL_URI", "STORAGE_URI"), str, "",
+        "Where the model is: a .keras file or a folder with one, s3://..., runs:/..., "
+        "models:/..., mlflow-experiment:<name>; KServe's STORAGE_URI too. Empty: the built-in "
+        "demo model.",
+    ),
+    Option(
+        "model_path", "--model_path", ("MODEL_PATH",), str, "",
+        "A local .keras file or a folder holding one: the same as --model_uri with a path.",
+    ),
+    Option(
+        "cache_dir", "--model_cache_dir", ("MODEL_CACHE_DIR",), Path, default_cache_dir,
+        "Where downloaded models are kept and reused.",
+    ),
+    Option(
+        "fetch_timeout", "--model_fetch_timeout", ("MODEL_FETCH_TIMEOUT_SECONDS",), seconds,
+        300.0, "How long to retry an unreachable model source before giving up (seconds).",
+    ),
+    Option(
+        "listen_host", "--listen_host", ("PREDICTOR_LISTEN_HOST",), str, "127.0.0.1",
+        "Address REST and gRPC listen on. Loopback keeps the auth proxy the only door; use "
+        "0.0.0.0 to serve without it.",
+    ),
+    Option(
+        "max_images", "--max_images_per_request", ("MAX_IMAGES_PER_REQUEST",), count, 32,
+        "Most images one request may carry; more get 413.",
+    ),
+    Option(
+        "max_image_bytes", "--max_image_bytes", ("MAX_IMAGE_BYTES",), count,
+        _IMAGE_LIMITS.max_bytes, "Largest encoded image file; larger get 413.",
+    ),
+    Option(
+        "max_image_pixels", "--max_image_pixels", ("MAX_IMAGE_PIXELS",), count,
+        _IMAGE_LIMITS.max_pixels,
+        "Largest decoded image, width x height: a decompression-bomb guard.",
+    ),
+    Option(
+        "max_request_bytes", "--max_request_bytes", ("MAX_REQUEST_BYTES",), count,
+        64 * 1024 * 1024, "Largest REST body or gRPC message; larger get 413 / RESOURCE_EXHAUSTED.",
+    ),
+    Option(
+        "decode_threads", "--decode_threads", ("DECODE_THREADS",), count, available_cpus,
+        "Threads decoding images in parallel; default: the CPUs of the container's quota.",
+    ),
+    Option(
+        "runtime", "--runtime", ("PREDICTOR_RUNTIME",), choice(*RUNTIMES), "auto",
+        "auto: the faster of OpenVINO and TensorFlow, measured at load.",
+    ),
+    Option(
+        "inference_threads", "--inference_threads", ("INFERENCE_THREADS",), count,
+        available_cpus,
+        "Threads one model call uses; default: the CPUs of the container's quota.",
+    ),
+    Option(
+        "max_batch_size", "--max_batch_size", ("MAX_BATCH_SIZE",), count_or_zero, 0,
+        "Most images the batcher puts in one model call; 0: the smallest batch that gives the "
+        "model's best images/s on this CPU, measured at load.",
+    ),
+    Option(
+        "max_batch_wait_ms", "--max_batch_wait_ms", ("MAX_BATCH_WAIT_MS",), seconds, 2.0,
+        "Longest a request waits (ms) for others to share its model call, only while other "
+        "calls run: on an idle model it goes at once.",
+    ),
+    Option(
+        "log_requests", "--log_requests", ("LOG_REQUESTS",), boolean, False,
+        "A log line per request: the access log, the gRPC method and KServe's latency line. "
+        "Off by default: behind the auth proxy, at hundreds of requests a second, they cost "
+        "the event loop a tenth of its time and say nothing a metric does not.",
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Settings:
-    model_name: str
-    model_uri: str
+    """Everything the predictor is told, parsed and checked: the model, the server, the doors."""
+
+    model_uri: str  # "": the built-in demo model
     cache_dir: Path
     fetch_timeout: float
     listen_host: str
-    http_port: int
-    grpc_port: int
-    enable_grpc: bool
     max_images: int
+    max_image_bytes: int
+    max_image_pixels: int
     max_request_bytes: int
     decode_threads: int
-    limits: ImageLimits
     runtime: str
     inference_threads: int
-    max_batch_size: int
-    max_batch_wait: float
+    max_batch_size: int  # 0: measured at load
+    max_batch_wait_ms: float
     log_requests: bool
+    model_name: str = MODEL_NAME
+    http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = True
+
+    @property
+    def limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
+    def max_batch_wait(self) -> float:
+        """In seconds."""
+        return self.max_batch_wait_ms / 1000
+
+
+def _shown_default(option: Option) -> str:
+    if callable(option.default) and not isinstance(option.default, type):
+        return "computed at start-up"
+    return repr(option.default) if option.default != "" else "none"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,137 +218,52 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m predictor",
         description="Serve the cats / dogs / other Keras classifier over V2 REST and gRPC.",
         parents=[model_server.parser],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.set_defaults(model_name=MODEL_NAME)
-    env = os.environ.get
-    parser.add_argument(
-        "--model_uri",
-        default=env("MODEL_URI") or env("STORAGE_URI"),
-        help="Where the model is: a .keras file or a folder with one, s3://…, runs:/…, "
-        "models:/…, mlflow-experiment:<name> (env MODEL_URI, else KServe's STORAGE_URI). "
-        "None: the built-in demo model.",
-    )
-    parser.add_argument(
-        "--model_path",
-        default=env("MODEL_PATH"),
-        help="A local .keras file or a folder holding one: the same as --model_uri with a path "
-        "(env MODEL_PATH).",
-    )
-    parser.add_argument(
-        "--model_cache_dir",
-        default=env("MODEL_CACHE_DIR", str(_default_cache_dir())),
-        help="Where downloaded models are kept and reused (env MODEL_CACHE_DIR).",
-    )
-    parser.add_argument(
-        "--model_fetch_timeout",
-        type=float,
-        default=float(env("MODEL_FETCH_TIMEOUT_SECONDS") or 300),
-        help="How long to retry an unreachable model source before giving up "
-        "(env MODEL_FETCH_TIMEOUT_SECONDS).",
-    )
-    parser.add_argument(
-        "--listen_host",
-        default=env("PREDICTOR_LISTEN_HOST", "127.0.0.1"),
-        help="Address REST and gRPC listen on. Loopback keeps the auth proxy the only door; "
-        "use 0.0.0.0 to serve without it (env PREDICTOR_LISTEN_HOST).",
-    )
-    parser.add_argument(
-        "--max_images_per_request",
-        type=int,
-        default=_env_int("MAX_IMAGES_PER_REQUEST", 32),
-        help="Most images one request may carry; more get 413 (env MAX_IMAGES_PER_REQUEST).",
-    )
-    parser.add_argument(
-        "--max_image_bytes",
-        type=int,
-        default=_env_int("MAX_IMAGE_BYTES", 10 * MIB),
-        help="Largest encoded image file; larger get 413 (env MAX_IMAGE_BYTES).",
-    )
-    parser.add_argument(
-        "--max_image_pixels",
-        type=int,
-        default=_env_int("MAX_IMAGE_PIXELS", 40_000_000),
-        help="Largest decoded image, width x height: a decompression-bomb guard "
-        "(env MAX_IMAGE_PIXELS).",
-    )
-    parser.add_argument(
-        "--max_request_bytes",
-        type=int,
-        default=_env_int("MAX_REQUEST_BYTES", 64 * MIB),
-        help="Largest REST body or gRPC message; larger get 413 / RESOURCE_EXHAUSTED "
-        "(env MAX_REQUEST_BYTES).",
-    )
-    parser.add_argument(
-        "--decode_threads",
-        type=int,
-        default=_env_int("DECODE_THREADS", available_cpus()),
-        help="Threads decoding images in parallel; default: the CPUs of the container's quota "
-        "(env DECODE_THREADS).",
-    )
-    parser.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default=env("PREDICTOR_RUNTIME", "auto"),
-        help="auto: the faster of OpenVINO and TensorFlow, measured at load "
-        "(env PREDICTOR_RUNTIME).",
-    )
-    parser.add_argument(
-        "--inference_threads",
-        type=int,
-        default=_env_int("INFERENCE_THREADS", available_cpus()),
-        help="Threads one model call uses; default: the CPUs of the container's quota "
-        "(env INFERENCE_THREADS).",
-    )
-    parser.add_argument(
-        "--max_batch_size",
-        type=int,
-        default=_env_int("MAX_BATCH_SIZE", 0),
-        help="Most images the batcher puts in one model call; 0: the smallest batch that gives "
-        "the model's best images/s on this CPU, measured at load (env MAX_BATCH_SIZE).",
-    )
-    parser.add_argument(
-        "--max_batch_wait_ms",
-        type=float,
-        default=float(env("MAX_BATCH_WAIT_MS") or 2),
-        help="Longest a request waits for others to share its model call, only while other "
-        "calls run: on an idle model it goes at once (env MAX_BATCH_WAIT_MS).",
-    )
-    parser.add_argument(
-        "--log_requests",
-        type=_true,
-        default=_env_bool("LOG_REQUESTS", False),
-        help="A log line per request: the access log, the gRPC method and KServe's latency "
-        "line. Off by default: behind the auth proxy, at hundreds of requests a second, they "
-        "cost the event loop a tenth of its time and say nothing a metric does not "
-        "(env LOG_REQUESTS).",
-    )
+    for option in OPTIONS:
+        names = " or ".join(option.variables)
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            default=None,
+            metavar=option.variables[0],
+            help=f"{option.help} (env {names}; default: {_shown_default(option)})",
+        )
     return parser
 
 
-def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+def value_of(option: Option, given: str | None, env: Mapping[str, str]) -> Any:
+    """The flag's text, else the first variable set (and not empty), else the default."""
+    text: str | None = given
+    source: str | None = option.flag
+    if text is None:
+        source, text = next(((n, env[n]) for n in option.variables if env.get(n)), (None, None))
+    if text is None:
+        return option.default() if callable(option.default) else option.default
+    try:
+        return option.kind(text)
+    except ValueError as exc:
+        where = source if source == option.flag else f"{source} (or {option.flag})"
+        raise SettingsError(f"{where}: {text[:60]!r} {exc}") from None
+
+
+def parse_settings(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Parse flags and variables into `Settings`; a bad value exits 2 with a line naming it."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.model_uri and args.model_path:
+    env = os.environ if env is None else env
+    try:
+        values = {o.field: value_of(o, getattr(args, o.field), env) for o in OPTIONS}
+    except SettingsError as exc:
+        parser.error(str(exc))
+    if values["model_uri"] and values["model_path"]:
         parser.error("give --model_uri or --model_path, not both")
-    model_uri = args.model_uri or args.model_path or ""  # "": the built-in demo model
-    settings = Settings(
+    values["model_uri"] = values["model_uri"] or values.pop("model_path")
+    values.pop("model_path", None)
+    return Settings(
+        **values,
         model_name=args.model_name,
-        model_uri=model_uri,
-        cache_dir=Path(args.model_cache_dir),
-        fetch_timeout=args.model_fetch_timeout,
-        listen_host=args.listen_host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         enable_grpc=args.enable_grpc,
-        max_images=args.max_images_per_request,
-        max_request_bytes=args.max_request_bytes,
-        decode_threads=args.decode_threads,
-        limits=ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels),
-        runtime=args.runtime,
-        inference_threads=args.inference_threads,
-        max_batch_size=args.max_batch_size,
-        max_batch_wait=args.max_batch_wait_ms / 1000,
-        log_requests=args.log_requests,
     )
-    return settings, args

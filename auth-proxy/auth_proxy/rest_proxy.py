@@ -161,6 +161,7 @@ class RestProxy:
         url = self.settings.upstream_http + request.rel_url.raw_path_qs
         patience = self.settings.client_body_timeout_seconds
         body = LimitedBody(request.content, self.settings.max_body_bytes, patience)
+        data: bytes | AsyncIterator[bytes] | None
         if not request.body_exists:
             data = None
         elif request.content_length is not None and request.content_length <= WHOLE:

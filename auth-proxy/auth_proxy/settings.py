@@ -1,10 +1,14 @@
-"""The proxy's settings, read once from environment variables (names the course already used
-where it had them). Every variable is documented in the README."""
+"""The proxy's settings: one declared table of environment variables (names the course already
+used where it had them), read once into a frozen `Settings`. A bad value is refused by name
+(`PROXY_HTTP_PORT must be a number, got 'eighty'`; the process exits 2). Every variable is
+documented in the README."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin
 
 from .passing import Network, parse_networks
@@ -57,41 +61,96 @@ class Settings:
     max_body_bytes: int
     public_paths: frozenset[str]
     public_grpc_methods: frozenset[str]
-    client_idle_timeout_seconds: float = 30.0
-    client_body_timeout_seconds: float = 30.0
-    jwks_max_bytes: int = 1024 * 1024
-    trusted_proxies: tuple[Network, ...] = ()
-    refusal_log_lines: int = 20
+    client_idle_timeout_seconds: float
+    client_body_timeout_seconds: float
+    jwks_max_bytes: int
+    trusted_proxies: tuple[Network, ...]
+    refusal_log_lines: int
 
 
-def _list(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    if value is None or not value.strip():
-        return default
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
-def _number(env, name: str, default: float, kind=float):
-    value = env.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+def _number(kind: type, positive: bool = False, at_least: float | None = None):
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not number == number or number in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        if positive and not number > 0:
+            raise ValueError("must be greater than 0")
+        if at_least is not None and number < at_least:
+            raise ValueError(f"must be at least {at_least:g}")
+        return number
+
+    return parse
 
 
-def _positive(env, name: str, default: float, kind=float):
-    value = _number(env, name, default, kind)
-    if not value > 0:
-        raise SettingsError(f"{name} must be greater than 0, got {value!r}")
-    return value
+def _networks(value: str) -> tuple[Network, ...]:
+    return parse_networks(value)  # ValueError names the bad entry
 
 
-def _networks(env, name: str) -> tuple[Network, ...]:
-    try:
-        return parse_networks(env.get(name, ""))
-    except ValueError as exc:
-        raise SettingsError(f"{name}: {exc}") from None
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any  # REQUIRED: no default
+    help: str
+
+
+REQUIRED = object()
+# The proxy's whole configuration: one variable each; the README's table says the same.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("OAUTH2_ISSUER", _text, REQUIRED, "the issuer, exactly as in the tokens' iss"),
+    Variable("OAUTH2_AUDIENCE", _names, REQUIRED, "the API identifier(s), comma-separated"),
+    Variable("OAUTH2_JWKS_URI", _text, "", "the key set's URI; empty: OIDC discovery"),
+    Variable("OAUTH2_SCOPE", _text, "get::prediction", "the scope required"),
+    Variable("OAUTH2_ALGORITHMS", _names, ("RS256",), "allowed signature algorithms"),
+    Variable("OAUTH2_LEEWAY_SECONDS", _number(float, at_least=0), 60.0, "clock skew allowed"),
+    Variable("JWKS_CACHE_TTL_SECONDS", _number(float, True), 600.0, "key set refetch period"),
+    Variable("JWKS_MIN_REFRESH_SECONDS", _number(float, at_least=0), 10.0, "fetch spacing"),
+    Variable("JWKS_MAX_BYTES", _number(int, True), 1024 * 1024, "largest key set read"),
+    Variable("AUTH_REALM", _text, "cats-dogs-other", "the realm in WWW-Authenticate"),
+    Variable("PROXY_LISTEN_HOST", _text, "0.0.0.0", "where the three ports listen"),
+    Variable("PROXY_HTTP_PORT", _number(int, True), 9080, "the REST door"),
+    Variable("PROXY_GRPC_PORT", _number(int, True), 9081, "the gRPC door"),
+    Variable("PROXY_ADMIN_PORT", _number(int, True), 9082, "livez, readyz, metrics"),
+    Variable("UPSTREAM_HTTP", _text, "http://127.0.0.1:8080", "the predictor's REST port"),
+    Variable("UPSTREAM_GRPC", _text, "127.0.0.1:8081", "the predictor's gRPC port"),
+    Variable("UPSTREAM_TIMEOUT_SECONDS", _number(float, True), 120.0, "predictor answer wait"),
+    Variable("MAX_BODY_BYTES", _number(int, True), 64 * 1024 * 1024, "largest body / message"),
+    Variable("PUBLIC_PATHS", _names, DEFAULT_PUBLIC_PATHS, "paths GET without a token"),
+    Variable("PUBLIC_GRPC_METHODS", _names, DEFAULT_PUBLIC_GRPC_METHODS, "methods w/o a token"),
+    Variable("CLIENT_IDLE_TIMEOUT_SECONDS", _number(float, True), 30.0, "request head wait"),
+    Variable("CLIENT_BODY_TIMEOUT_SECONDS", _number(float, True), 30.0, "body piece wait"),
+    Variable("TRUSTED_PROXIES", _networks, (), "proxies whose X-Forwarded-* are kept"),
+    Variable("REFUSAL_LOG_LINES", _number(int, True), 20, "refusal lines per 10 s"),
+)
+
+
+def read(env: Mapping[str, str]) -> dict[str, Any]:
+    """Each variable's value by name: parsed, or its default when unset or blank."""
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        text = env.get(variable.name, "")
+        if not text.strip():
+            if variable.default is REQUIRED:
+                raise SettingsError(f"{variable.name} is required: {variable.help}")
+            values[variable.name] = variable.default
+            continue
+        try:
+            values[variable.name] = variable.parse(text)
+        except ValueError as exc:
+            raise SettingsError(f"{variable.name} {exc}, got {text[:60]!r}") from None
+    return values
 
 
 def jwks_uri_for(issuer: str, configured: str | None) -> str | None:
@@ -104,48 +163,41 @@ def jwks_uri_for(issuer: str, configured: str | None) -> str | None:
     return urljoin(issuer if issuer.endswith("/") else issuer + "/", configured)
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    issuer = env.get("OAUTH2_ISSUER", "").strip()
-    if not issuer:
-        raise SettingsError("OAUTH2_ISSUER is required, e.g. https://tenant.eu.auth0.com/")
-    audiences = _list(env.get("OAUTH2_AUDIENCE"), ())
-    if not audiences:
-        raise SettingsError(
-            "OAUTH2_AUDIENCE is required (one audience, or several comma-separated)"
-        )
-    algorithms = _list(env.get("OAUTH2_ALGORITHMS"), ("RS256",))
-    forbidden = [alg for alg in algorithms if alg in FORBIDDEN_ALGORITHMS or alg.lower() == "none"]
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    v = read(os.environ if env is None else env)
+    issuer = v["OAUTH2_ISSUER"]
+    if not v["OAUTH2_AUDIENCE"]:
+        raise SettingsError("OAUTH2_AUDIENCE is required: the API identifier(s), comma-separated")
+    algorithms = v["OAUTH2_ALGORITHMS"]
+    forbidden = [a for a in algorithms if a in FORBIDDEN_ALGORITHMS or a.lower() == "none"]
     if forbidden:
         raise SettingsError(f"OAUTH2_ALGORITHMS may not include {', '.join(forbidden)}")
     rules = TokenRules(
         issuer=issuer,
-        audiences=audiences,
-        scope=env.get("OAUTH2_SCOPE", "get::prediction").strip() or "get::prediction",
-        algorithms=algorithms,
-        leeway_seconds=_number(env, "OAUTH2_LEEWAY_SECONDS", 60.0),
+        audiences=v["OAUTH2_AUDIENCE"],
+        scope=v["OAUTH2_SCOPE"],
+        algorithms=v["OAUTH2_ALGORITHMS"],
+        leeway_seconds=v["OAUTH2_LEEWAY_SECONDS"],
     )
     return Settings(
         rules=rules,
-        jwks_uri=jwks_uri_for(issuer, env.get("OAUTH2_JWKS_URI", "").strip()),
-        jwks_ttl_seconds=_number(env, "JWKS_CACHE_TTL_SECONDS", 600.0),
-        jwks_min_refresh_seconds=_number(env, "JWKS_MIN_REFRESH_SECONDS", 10.0),
-        realm=env.get("AUTH_REALM", "cats-dogs-other"),
-        listen_host=env.get("PROXY_LISTEN_HOST", "0.0.0.0"),
-        http_port=_number(env, "PROXY_HTTP_PORT", 9080, int),
-        grpc_port=_number(env, "PROXY_GRPC_PORT", 9081, int),
-        admin_port=_number(env, "PROXY_ADMIN_PORT", 9082, int),
-        upstream_http=env.get("UPSTREAM_HTTP", "http://127.0.0.1:8080").rstrip("/"),
-        upstream_grpc=env.get("UPSTREAM_GRPC", "127.0.0.1:8081"),
-        upstream_timeout_seconds=_number(env, "UPSTREAM_TIMEOUT_SECONDS", 120.0),
-        max_body_bytes=_number(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, int),
-        public_paths=frozenset(_list(env.get("PUBLIC_PATHS"), DEFAULT_PUBLIC_PATHS)),
-        public_grpc_methods=frozenset(
-            _list(env.get("PUBLIC_GRPC_METHODS"), DEFAULT_PUBLIC_GRPC_METHODS)
-        ),
-        client_idle_timeout_seconds=_positive(env, "CLIENT_IDLE_TIMEOUT_SECONDS", 30.0),
-        client_body_timeout_seconds=_positive(env, "CLIENT_BODY_TIMEOUT_SECONDS", 30.0),
-        jwks_max_bytes=_positive(env, "JWKS_MAX_BYTES", 1024 * 1024, int),
-        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
-        refusal_log_lines=_number(env, "REFUSAL_LOG_LINES", 20, int),
+        jwks_uri=jwks_uri_for(issuer, v["OAUTH2_JWKS_URI"]),
+        jwks_ttl_seconds=v["JWKS_CACHE_TTL_SECONDS"],
+        jwks_min_refresh_seconds=v["JWKS_MIN_REFRESH_SECONDS"],
+        jwks_max_bytes=v["JWKS_MAX_BYTES"],
+        realm=v["AUTH_REALM"],
+        listen_host=v["PROXY_LISTEN_HOST"],
+        http_port=v["PROXY_HTTP_PORT"],
+        grpc_port=v["PROXY_GRPC_PORT"],
+        admin_port=v["PROXY_ADMIN_PORT"],
+        upstream_http=v["UPSTREAM_HTTP"].rstrip("/"),
+        upstream_grpc=v["UPSTREAM_GRPC"],
+        upstream_timeout_seconds=v["UPSTREAM_TIMEOUT_SECONDS"],
+        max_body_bytes=v["MAX_BODY_BYTES"],
+        public_paths=frozenset(v["PUBLIC_PATHS"]),
+        public_grpc_methods=frozenset(v["PUBLIC_GRPC_METHODS"]),
+        client_idle_timeout_seconds=v["CLIENT_IDLE_TIMEOUT_SECONDS"],
+        client_body_timeout_seconds=v["CLIENT_BODY_TIMEOUT_SECONDS"],
+        trusted_proxies=v["TRUSTED_PROXIES"],
+        refusal_log_lines=v["REFUSAL_LOG_LINES"],
     )

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from predictor.batching import AdaptiveBatcher
-from predictor.runtime import best_batch_size
+from predictor.measure import best_batch_size
 
 
 def slow_row_sums(pixels: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ def settings_from(monkeypatch, argv: list[str], **env: str):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return parse_settings(argv)[0]
+    return parse_settings(argv)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,36 @@ def test_unavailable_sources_are_retried_with_back_off_then_given_up(monkeypatch
 
 def test_redact_hides_url_credentials():
     assert redact("http://me:pw@host/x and s3://k:s@b/") == "http://***@host/x and s3://***@b/"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (
+            [],
+            {"MAX_IMAGES_PER_REQUEST": "abc"},
+            "MAX_IMAGES_PER_REQUEST (or --max_images_per_request)",
+        ),
+        (["--max_images_per_request", "0"], {}, "--max_images_per_request: '0' must be at least 1"),
+        (["--log_requests", "tru"], {}, "--log_requests: 'tru' is not a boolean"),
+        ([], {"LOG_REQUESTS": "maybe"}, "LOG_REQUESTS (or --log_requests)"),
+        (["--runtime", "onnx"], {}, "--runtime: 'onnx' is not one of auto, openvino, tensorflow"),
+        ([], {"MAX_BATCH_WAIT_MS": "inf"}, "MAX_BATCH_WAIT_MS"),
+        ([], {"MODEL_FETCH_TIMEOUT_SECONDS": "-1"}, "MODEL_FETCH_TIMEOUT_SECONDS"),
+    ],
+)
+def test_a_bad_value_is_refused_by_name(monkeypatch, capsys, argv, env, named):
+    with pytest.raises(SystemExit) as exit_:
+        settings_from(monkeypatch, argv, **env)
+    assert exit_.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_every_default_is_defined_once():
+    from predictor.imaging import ImageLimits
+    from predictor.settings import OPTIONS
+
+    defaults = {option.field: option.default for option in OPTIONS}
+    assert defaults["max_image_bytes"] == ImageLimits().max_bytes
+    assert defaults["max_image_pixels"] == ImageLimits().max_pixels
+    assert len({option.flag for option in OPTIONS}) == len(OPTIONS)

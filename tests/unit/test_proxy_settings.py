@@ -46,6 +46,11 @@ def test_several_audiences_and_algorithms():
         ({**BASE, "OAUTH2_ALGORITHMS": "RS256,HS256"}, "may not include HS256"),
         ({**BASE, "OAUTH2_ALGORITHMS": "none"}, "may not include none"),
         ({**BASE, "PROXY_HTTP_PORT": "eighty"}, "PROXY_HTTP_PORT must be a number"),
+        ({**BASE, "OAUTH2_AUDIENCE": " , "}, "OAUTH2_AUDIENCE is required"),
+        ({**BASE, "UPSTREAM_TIMEOUT_SECONDS": "0"}, "must be greater than 0"),
+        ({**BASE, "UPSTREAM_TIMEOUT_SECONDS": "nan"}, "must be a finite number"),
+        ({**BASE, "OAUTH2_LEEWAY_SECONDS": "-5"}, "must be at least 0"),
+        ({**BASE, "TRUSTED_PROXIES": "10.0.0.0/8,router"}, "not an address or network: 'router'"),
     ],
 )
 def test_unsafe_or_missing_settings_are_refused(env, message):
