@@ -42,6 +42,7 @@ class _Job:
 
 class CatsDogsOtherModel(kserve.Model):
     ready: bool  # kserve.Model's flag: the data plane answers readiness from it
+
     def __init__(self, settings: Settings):
         super().__init__(settings.model_name)
         self.settings = settings
