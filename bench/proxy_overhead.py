@@ -31,10 +31,10 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from auth_proxy import devkeys
-from tests.clients import INFER, MODEL, grpc_image_request, json_request
-from tests.images import rgb_png
-from tests.servers import start_predictor, start_proxy, wait_ready
-from tools.contract_model import build_contract_model
+from support.clients import INFER, MODEL, grpc_image_request, json_request
+from support.contract_model import build_contract_model
+from support.images import rgb_png
+from support.servers import start_predictor, start_proxy, wait_ready
 
 
 async def sequential_latencies(url: str, headers: dict, count: int) -> list[float]:

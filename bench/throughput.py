@@ -38,8 +38,8 @@ import numpy as np
 from bench.proxy_overhead import dev_token
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
-from tests.images import shared_photo_paths
-from tests.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
+from support.images import shared_photo_paths
+from support.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
 
 CONCURRENCIES = (1, 4, 16, 64)
 
@@ -403,7 +403,7 @@ def photo() -> bytes:
 
     from PIL import Image
 
-    from tests.images import rgb_jpeg
+    from support.images import rgb_jpeg
 
     paths = shared_photo_paths(1)
     if not paths:

@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from tools.contract_model import build_contract_model
-
-from .servers import start_predictor, wait_ready
+from support.contract_model import build_contract_model
+from support.servers import start_predictor, wait_ready
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

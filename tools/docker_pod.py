@@ -25,8 +25,9 @@ from pathlib import Path
 import httpx
 
 from auth_proxy import devkeys
-from tools.local_pod import listening_addresses
-from tools.manifests import ROOT, only, render
+from support.local_pod import listening_addresses
+from support.manifests import ROOT, only, render
+from support.podcheck import check_pod
 
 POD = "cats-dogs-other-pod"
 
@@ -157,18 +158,7 @@ def check_probes(pod: dict, names: list[str], published: dict[int, int], timeout
 
 def check_inference(published: dict[int, int], issuer: Path) -> None:
     token = devkeys.dev_token(issuer, "get::prediction", 600)
-    cat = (ROOT / "tests" / "fixtures" / "cat.png").read_bytes()
-    url = f"http://127.0.0.1:{published[9080]}/upload"
-    refused = httpx.post(url, files={"file": ("cat.png", cat)}, timeout=60)
-    assert refused.status_code == 401, refused.text
-    answer = httpx.post(
-        url,
-        files={"file": ("cat.png", cat)},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    assert answer.status_code == 200 and answer.json()["prediction"] == "Cat", answer.text
-    print(f"authenticated inference through the proxy's published port: {answer.json()}")
+    check_pod(f"http://127.0.0.1:{published[9080]}", f"127.0.0.1:{published[9081]}", token)
 
 
 def check_loopback(pod: dict, namespace_holder: str) -> None:

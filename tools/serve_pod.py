@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 
 from auth_proxy import devkeys
-from tools.local_pod import LocalPod, PodError
-from tools.manifests import ROOT, only, render
+from support.local_pod import LocalPod, PodError
+from support.manifests import ROOT, only, render
 
 ISSUER_DIR = ROOT / ".dev-issuer"
 

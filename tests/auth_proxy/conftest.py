@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ..issuer import AUDIENCE, OTHER_AUDIENCE, Issuer
-from ..servers import free_port, start_proxy
+from support.issuer import AUDIENCE, OTHER_AUDIENCE, Issuer
+from support.servers import free_port, start_proxy
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def echo_proxy(issuer, echo_url, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grpc_recorder():
-    from .recorder import GrpcRecorder
+    from support.recorder import GrpcRecorder
 
     recorder = GrpcRecorder()
     yield recorder

@@ -8,9 +8,9 @@ import sys
 
 import httpx
 
-from ..clients import INFER, json_request, values_of
-from ..images import rgb_png
-from ..servers import ROOT, start_proxy
+from support.clients import INFER, json_request, values_of
+from support.images import rgb_png
+from support.servers import ROOT, start_proxy
 
 
 def run(*args: str) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ..clients import send_headers_only
-from ..servers import free_port, start_proxy
+from support.clients import send_headers_only
+from support.servers import free_port, start_proxy
+
 from .conftest import issuer_env
 
 PUBLIC = ["/health", "/v2/health/live", "/v2/health/ready", "/v2/models/cats-dogs-other/ready"]
@@ -42,8 +43,8 @@ def test_probe_paths_are_public_for_get_only(proxy):
 
 
 def test_authenticated_inference_through_the_proxy(proxy, issuer):
-    from ..clients import INFER, json_request, values_of
-    from ..images import rgb_jpeg
+    from support.clients import INFER, json_request, values_of
+    from support.images import rgb_jpeg
 
     body = json_request([rgb_jpeg()])
     direct = httpx.post(proxy_upstream(proxy) + INFER, json=body, timeout=60)

@@ -7,8 +7,8 @@ import grpc
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from ..clients import MODEL, grpc_image_request, grpc_stub, grpc_values
-from ..images import rgb_jpeg
+from support.clients import MODEL, grpc_image_request, grpc_stub, grpc_values
+from support.images import rgb_jpeg
 
 
 @pytest.fixture(scope="module")

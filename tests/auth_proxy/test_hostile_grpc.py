@@ -12,7 +12,7 @@ import grpc
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from ..clients import MODEL, grpc_stub
+from support.clients import MODEL, grpc_stub
 
 SERVICE = "/inference.GRPCInferenceService/"
 MIB = 1024 * 1024

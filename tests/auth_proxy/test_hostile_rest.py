@@ -13,10 +13,11 @@ import time
 import httpx
 import pytest
 
-from ..clients import INFER, json_request, raw_exchange, status_of
-from ..images import rgb_jpeg
-from ..issuer import Issuer
-from ..servers import start_proxy
+from support.clients import INFER, json_request, raw_exchange, status_of
+from support.images import rgb_jpeg
+from support.issuer import Issuer
+from support.servers import start_proxy
+
 from .conftest import issuer_env
 
 METADATA = "/v2/models/cats-dogs-other"

@@ -8,8 +8,9 @@ import time
 import httpx
 import pytest
 
-from ..issuer import Issuer
-from ..servers import free_port, start_proxy
+from support.issuer import Issuer
+from support.servers import free_port, start_proxy
+
 from .conftest import issuer_env
 
 METADATA = "/v2/models/cats-dogs-other"

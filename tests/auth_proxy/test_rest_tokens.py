@@ -12,7 +12,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ..issuer import AUDIENCE, OTHER_AUDIENCE, SigningKey
+from support.issuer import AUDIENCE, OTHER_AUDIENCE, SigningKey
 
 METADATA = "/v2/models/cats-dogs-other"
 REALM = 'Bearer realm="cats-dogs-other"'

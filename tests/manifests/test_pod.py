@@ -4,18 +4,13 @@ A renamed port, a wrong probe path or a missing variable fails here."""
 
 from __future__ import annotations
 
-import grpc
-import httpx
 import pytest
-from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 from auth_proxy import devkeys
-from tools.local_pod import LocalPod, listening_addresses
-from tools.manifests import VARIANTS, only, render
-
-from ..clients import grpc_stub
-from ..issuer import Issuer
-from ..predictor.test_default_model import CAT
+from support.issuer import Issuer
+from support.local_pod import LocalPod, listening_addresses
+from support.manifests import VARIANTS, only, render
+from support.podcheck import check_pod
 
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -81,33 +76,11 @@ def service_port(local: LocalPod, documents, name: str) -> int:
     raise AssertionError(f"Service port {name} targets {target!r}, which no container declares")
 
 
-def test_authenticated_inference_through_the_service_ports(pod):
+def test_the_pod_checks_through_the_service_ports(pod):
     local, documents, token = pod
     local.wait_for("predictor", "readinessProbe", limit=300)
-    rest = service_port(local, documents, "http")
-    upload = httpx.post(
-        f"http://127.0.0.1:{rest}/upload",
-        files={"file": ("cat.png", CAT.read_bytes())},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    assert upload.status_code == 200, upload.text
-    assert upload.json()["prediction"] == "Cat"
-    refused = httpx.post(f"http://127.0.0.1:{rest}/upload", files={"file": ("x", b"x")})
-    assert refused.status_code == 401
-
-    channel, stub = grpc_stub(f"127.0.0.1:{service_port(local, documents, 'grpc')}")
-    with channel:
-        assert stub.ModelReady(pb.ModelReadyRequest(name="cats-dogs-other"), timeout=10).ready
-        with pytest.raises(grpc.RpcError) as error:
-            stub.ModelMetadata(pb.ModelMetadataRequest(name="cats-dogs-other"), timeout=10)
-        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        metadata = stub.ModelMetadata(
-            pb.ModelMetadataRequest(name="cats-dogs-other"),
-            metadata=[("authorization", f"Bearer {token}")],
-            timeout=10,
-        )
-        assert metadata.name == "cats-dogs-other"
+    rest = f"http://127.0.0.1:{service_port(local, documents, 'http')}"
+    check_pod(rest, f"127.0.0.1:{service_port(local, documents, 'grpc')}", token)
 
 
 def test_the_predictors_own_ports_are_on_loopback_only(pod):

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tools.manifests import VARIANTS, only, render
-
-from ..images import SHARED_PHOTOS
+from support.images import SHARED_PHOTOS
+from support.manifests import VARIANTS, only, render
 
 SCHEMAS = SHARED_PHOTOS.parents[1] / "schemas"
 CUSTOM = {

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from .. import images
-from ..clients import (
+from support import images
+from support.clients import (
     INFER,
     MODEL,
     b64,

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
-from ..clients import INFER, json_request, values_of
-from ..images import rgb_jpeg
+from support.clients import INFER, json_request, values_of
+from support.images import rgb_jpeg
 
 
 def test_the_served_model_batches_concurrent_requests(predictor):

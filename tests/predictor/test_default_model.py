@@ -5,16 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ..clients import INFER, MODEL, json_request, raw_exchange, values_of
-from ..images import SHARED_PHOTOS
-from ..servers import ROOT, start_predictor, wait_ready
-
-CAT = Path(__file__).resolve().parents[1] / "fixtures" / "cat.png"
+from support.clients import INFER, MODEL, json_request, raw_exchange, values_of
+from support.images import CAT, SHARED_PHOTOS
+from support.servers import ROOT, start_predictor, wait_ready
 
 
 @pytest.fixture(scope="module")

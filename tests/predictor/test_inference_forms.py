@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from .. import images
-from ..clients import (
+from support import images
+from support.clients import (
     INFER,
     MODEL,
     b64,

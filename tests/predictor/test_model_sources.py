@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from predictor.sources import ModelSourceError, resolve
-from tools.contract_model import build_contract_model
-
-from ..clients import INFER, MODEL, json_request, values_of
-from ..images import rgb_jpeg
-from ..servers import start_predictor, wait_exit, wait_ready
-from ..storage import start_mlflow, start_s3
+from support.clients import INFER, MODEL, json_request, values_of
+from support.contract_model import build_contract_model
+from support.images import rgb_jpeg
+from support.servers import start_predictor, wait_exit, wait_ready
+from support.storage import start_mlflow, start_s3
 
 PHOTO = rgb_jpeg(seed=11)
 
@@ -269,7 +268,7 @@ def test_s3_down_at_start_up_is_retried_then_the_model_loads(store, tmp_path):
 
 
 def test_s3_that_stays_down_is_given_up_on_after_the_fetch_timeout(tmp_path):
-    from ..servers import free_port
+    from support.servers import free_port
 
     env = {
         "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",

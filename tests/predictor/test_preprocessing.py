@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from predictor.imaging import ImageLimits, decode_image
-
-from .. import images
-from ..clients import INFER, json_request, values_of
+from support import images
+from support.clients import INFER, json_request, values_of
 
 COURSE_MEANS = [123.68, 116.779, 103.939]
 

@@ -13,11 +13,10 @@ import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from tools.local_pod import listening_addresses
-
-from .. import images
-from ..clients import INFER, MODEL, grpc_stub, json_request
-from ..servers import start_predictor, wait_exit, wait_ready
+from support import images
+from support.clients import INFER, MODEL, grpc_stub, json_request
+from support.local_pod import listening_addresses
+from support.servers import start_predictor, wait_exit, wait_ready
 
 
 def test_live_answers_while_the_model_loads_and_ready_only_after(predictor):

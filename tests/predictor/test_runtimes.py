@@ -10,9 +10,8 @@ import pytest
 
 from predictor import default_model, runtime
 from predictor.imaging import ImageLimits, decode_image
-
-from .. import images
-from .test_default_model import CAT
+from support import images
+from support.images import CAT
 
 
 def photos() -> np.ndarray:

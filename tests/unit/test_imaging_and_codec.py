@@ -13,8 +13,7 @@ import pytest
 from predictor import codec
 from predictor.errors import BadImage, BadRequest, ImageTooLarge, TooLarge
 from predictor.imaging import ImageLimits, ImageOverLimit, ImageProblem, decode_image
-
-from .. import images
+from support import images
 
 LIMITS = ImageLimits()
 SMALL = [name for name in images.FORMATS if not name.startswith("4000x3000")]  # fast to make

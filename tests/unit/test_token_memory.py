@@ -12,8 +12,7 @@ from auth_proxy import auth
 from auth_proxy.answers import Refusal
 from auth_proxy.jwks import KeyCache
 from auth_proxy.settings import TokenRules
-
-from ..issuer import AUDIENCE, Issuer, SigningKey
+from support.issuer import AUDIENCE, Issuer, SigningKey
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from auth_proxy import answers, logsafe, passing
 from auth_proxy.auth import bearer_token
 from auth_proxy.settings import TokenRules
 from auth_proxy.tokens import Principal, SigningKey, TokenRejected, validate
-
-from ..issuer import SigningKey as IssuerKey
+from support.issuer import SigningKey as IssuerKey
 
 ISSUER = "https://issuer.example/"
 AUDIENCE = "https://cats-dogs.example.com"

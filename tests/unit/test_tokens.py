@@ -19,8 +19,7 @@ from auth_proxy.tokens import (
     shown,
     validate,
 )
-
-from ..issuer import SigningKey as IssuerKey
+from support.issuer import SigningKey as IssuerKey
 
 ISSUER = "https://issuer.example/"
 AUDIENCE = "https://cats-dogs.example.com"

@@ -1,7 +1,7 @@
 """A small Keras model with the course's outside (224x224x3 in, three sigmoids out), for tests
 and benchmarks that need a real model file but not the course's 65 MB VGG16.
 
-    python -m tools.contract_model out.keras
+    python -m support.contract_model out.keras
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats-dogs-other"
+CAT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cat.png"  # the course's cat
 
 
 def _rgb(width: int, height: int, seed: int = 0) -> np.ndarray:
