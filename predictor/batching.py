@@ -49,7 +49,6 @@ class AdaptiveBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
         self.in_flight = in_flight
-        self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
         self._queue: asyncio.Queue[_Waiting] | None = None
         self._worker: asyncio.Task | None = None
         self._carried: _Waiting | None = None  # did not fit the last batch: first of the next
@@ -124,7 +123,6 @@ class AdaptiveBatcher:
     async def _run_batch(self, live: list[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
         size = sum(len(w.pixels) for w in live)
-        self.batch_sizes = [*self.batch_sizes[-999:], size]
         BATCH_SIZE.observe(size)
         try:
             values = await loop.run_in_executor(self.executor, self._run, [w.pixels for w in live])

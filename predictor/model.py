@@ -86,9 +86,9 @@ class CatsDogsOtherModel(kserve.Model):
             self._configure_batcher(runtime)
             self._runtime, self.resolved = runtime, resolved
             self.ready = True
-            facts = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
+            described = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
             cached = " (from the cache)" if resolved.from_cache else ""
-            logger.info("model %s loaded and warmed up%s: %s", self.name, cached, facts)
+            logger.info("model %s loaded and warmed up%s: %s", self.name, cached, described)
             if not self.model_uri:
                 logger.warning("no model URI given: serving the %s", default_model.DESCRIPTION)
             return True
@@ -117,20 +117,20 @@ class CatsDogsOtherModel(kserve.Model):
 
     def metadata(self) -> dict:
         """`GET /v2/models/<name>`: the tensors, and which model file is live."""
-        facts = self.resolved.describe() if self.resolved else {}
-        if facts and not self.model_uri:
-            facts["model"] = default_model.DESCRIPTION
-        if facts and self._runtime is not None:
-            facts["runtime"] = self._runtime.name
-            facts["max_batch_size"] = str(self.batcher.max_batch_size)
-            facts["parallel_model_calls"] = str(self.batcher.in_flight)
+        parameters = self.resolved.describe() if self.resolved else {}
+        if parameters and not self.model_uri:
+            parameters["model"] = default_model.DESCRIPTION
+        if parameters and self._runtime is not None:
+            parameters["runtime"] = self._runtime.name
+            parameters["max_batch_size"] = str(self.batcher.max_batch_size)
+            parameters["parallel_model_calls"] = str(self.batcher.in_flight)
         return {
             "name": self.name,
-            "versions": [facts["sha256"][:12]] if facts else [],
+            "versions": [parameters["sha256"][:12]] if parameters else [],
             "platform": "keras",
             "inputs": self.get_input_types(),
             "outputs": self.get_output_types(),
-            "parameters": facts,
+            "parameters": parameters,
         }
 
     def get_input_types(self) -> list[dict]:

@@ -156,7 +156,7 @@ class OpenVINORuntime:
         )
         return cls(latency, throughput)
 
-    def each_model(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    def outputs_per_compiled_model(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs of the latency model and of a throughput stream, to check both."""
         results = {"latency": _infer(self._latency, pixels)}
         if self.parallel > 1:
@@ -201,7 +201,7 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None) -
         openvino_runtime = OpenVINORuntime.from_keras(keras_runtime.model, threads)
         difference = max(
             float(np.abs(values - expected).max())
-            for values in openvino_runtime.each_model(probe).values()
+            for values in openvino_runtime.outputs_per_compiled_model(probe).values()
         )
     except Exception as exc:  # any converter failure: serve with TensorFlow instead
         reason = _first_line(exc)

@@ -69,7 +69,6 @@ class KeyCache:
         self._clock = clock
         self.keys: dict[str, SigningKey] = {}
         self.problem: str | None = "the signing keys have not been fetched yet"
-        self.fetch_count = 0
         self._last_attempt = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -81,7 +80,6 @@ class KeyCache:
         """Fetch the key set now; on failure keep the keys we had. True if it succeeded."""
         async with self._lock:
             self._last_attempt = self._clock()
-            self.fetch_count += 1
             try:
                 keys = parse_key_set(await self._fetch())
             except (KeySetError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:

@@ -54,7 +54,7 @@ CHUNK = 64 * 1024
 # Bodies of declared length up to this are passed on in one piece rather than chunk by chunk:
 # an image request (tens of KB) then costs one read and one write instead of a generator
 # round per chunk. Larger or unsized bodies still stream, so memory stays bounded per request.
-WHOLE = 1024 * 1024
+IN_ONE_PIECE = 1024 * 1024
 ADMITTED = "auth_proxy.admitted"
 
 
@@ -164,7 +164,7 @@ class RestProxy:
         data: bytes | AsyncIterator[bytes] | None
         if not request.body_exists:
             data = None
-        elif request.content_length is not None and request.content_length <= WHOLE:
+        elif request.content_length is not None and request.content_length <= IN_ONE_PIECE:
             data = await body.whole()  # the length was checked against the limit in _admit
         else:
             data = body.chunks()
@@ -194,7 +194,7 @@ class RestProxy:
                 response.content_length = upstream.content_length
             await response.prepare(request)
             try:
-                if upstream.content_length is not None and upstream.content_length <= WHOLE:
+                if upstream.content_length is not None and upstream.content_length <= IN_ONE_PIECE:
                     await response.write(await upstream.read())
                 else:
                     async for chunk in upstream.content.iter_chunked(CHUNK):

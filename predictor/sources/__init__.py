@@ -44,12 +44,12 @@ class ResolvedModel:
     from_cache: bool = False
 
     def describe(self) -> dict[str, str]:
-        facts = {"uri": self.uri, "location": self.location, "sha256": self.sha256}
+        described = {"uri": self.uri, "location": self.location, "sha256": self.sha256}
         if self.run_id:
-            facts["run_id"] = self.run_id
+            described["run_id"] = self.run_id
         if self.registry_version:
-            facts["registry_version"] = self.registry_version
-        return facts
+            described["registry_version"] = self.registry_version
+        return described
 
 
 def redact(text: str) -> str:

@@ -39,7 +39,7 @@ def test_every_runtime_gives_the_keras_values(choice, which, model_file):
     np.testing.assert_allclose(served(pixels), expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(served(pixels[:1]), expected[:1], atol=1e-5, rtol=0)
     if choice == "openvino":  # the latency model and a throughput stream, each checked
-        models = served.each_model(pixels)
+        models = served.outputs_per_compiled_model(pixels)
         assert set(models) == {"latency", "throughput"}
         for values in models.values():
             np.testing.assert_allclose(values, expected, atol=1e-5, rtol=0)
@@ -66,7 +66,10 @@ def test_streams_are_capped_however_many_threads(model_file):
     served = runtime.load_runtime(model_file, "openvino", threads=16)
     assert 2 <= served.parallel <= runtime.MOST_STREAMS
     np.testing.assert_allclose(
-        served.each_model(photos())["throughput"], served(photos()), atol=1e-5, rtol=0
+        served.outputs_per_compiled_model(photos())["throughput"],
+        served(photos()),
+        atol=1e-5,
+        rtol=0,
     )
 
 

@@ -20,19 +20,33 @@ def slow_row_sums(pixels: np.ndarray) -> np.ndarray:
     return pixels.reshape(len(pixels), -1).sum(axis=1, keepdims=True)
 
 
+class Recorded:
+    """The stand-in model, recording the size of each batch it is called with."""
+
+    def __init__(self, model=slow_row_sums):
+        self.model = model
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        self.batch_sizes.append(len(pixels))
+        return self.model(pixels)
+
+
 def test_concurrent_callers_share_calls_and_get_their_own_rows():
+    model = Recorded()
+
     async def scenario():
-        batcher = AdaptiveBatcher(slow_row_sums, ThreadPoolExecutor(1), max_batch_size=8)
+        batcher = AdaptiveBatcher(model, ThreadPoolExecutor(1), max_batch_size=8)
         inputs = [np.full((1 + n % 3, 2), float(n)) for n in range(12)]
         answers = await asyncio.gather(*(batcher(x) for x in inputs))
-        return batcher, inputs, answers
+        return inputs, answers
 
-    batcher, inputs, answers = asyncio.run(scenario())
+    inputs, answers = asyncio.run(scenario())
     for x, answer in zip(inputs, answers, strict=True):
         np.testing.assert_array_equal(answer, x.sum(axis=1, keepdims=True))
-    assert sum(batcher.batch_sizes) == sum(len(x) for x in inputs)
-    assert max(batcher.batch_sizes) <= 8
-    assert len(batcher.batch_sizes) < len(inputs)  # calls were shared
+    assert sum(model.batch_sizes) == sum(len(x) for x in inputs)
+    assert max(model.batch_sizes) <= 8
+    assert len(model.batch_sizes) < len(inputs)  # calls were shared
 
 
 def test_in_flight_bounds_how_many_model_calls_run_at_once():
@@ -115,9 +129,11 @@ def test_a_lone_request_on_an_idle_model_does_not_wait():
 def test_while_the_model_is_busy_requests_wait_for_company():
     """Requests arriving one by one during a call wait up to max_wait, so they share the next."""
 
+    model = Recorded()
+
     async def scenario():
         batcher = AdaptiveBatcher(
-            slow_row_sums, ThreadPoolExecutor(2), max_batch_size=8, max_wait=0.2, in_flight=2
+            model, ThreadPoolExecutor(2), max_batch_size=8, max_wait=0.2, in_flight=2
         )
         first = asyncio.ensure_future(batcher(np.ones((1, 2))))
         await asyncio.sleep(0.01)  # the first call is running now
@@ -126,7 +142,7 @@ def test_while_the_model_is_busy_requests_wait_for_company():
             later.append(asyncio.ensure_future(batcher(np.full((1, 2), float(n)))))
             await asyncio.sleep(0.01)
         await asyncio.gather(first, *later)
-        return batcher.batch_sizes
+        return model.batch_sizes
 
     assert asyncio.run(scenario()) == [1, 4]
 
