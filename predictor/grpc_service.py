@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from grpc import ServicerContext, StatusCode
+from grpc import ServicerContext, StatusCode, aio
 from kserve.errors import ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
@@ -73,6 +73,8 @@ class StatusInterceptor(ExceptionToStatusInterceptor):
     """Our bad-input errors carry their own status code; the rest is KServe's mapping."""
 
     async def handle_exception(self, ex, request_or_iterator, context, method_name):
+        if isinstance(ex, aio.AbortError):  # the handler has set its status: let gRPC send it
+            raise ex
         if isinstance(ex, BadRequest):
             logger.warning("refused %s: %s", method_name, ex)
             await context.abort(ex.grpc_code, str(ex))

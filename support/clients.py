@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 
 import grpc
 import httpx
@@ -177,3 +178,65 @@ def status_of(answer: bytes) -> int:
     if not answer.startswith(b"HTTP/1."):
         return 0
     return int(answer.split(b" ", 2)[1])
+
+
+def raw_grpc_call(
+    target: str,
+    path: bytes,
+    metadata: list[tuple[bytes, bytes]],
+    body: bytes | None = b"\0" * 5,
+    wait: float = 5.0,
+    close: bool = True,
+) -> tuple[str | None, str]:
+    """One gRPC call over HTTP/2 written by hand (the `h2` library, no validation), for what
+    grpcio refuses to send: bytes that are not UTF-8 in metadata, broken framing. Returns
+    (grpc-status, grpc-message), or (None, "no answer") if none came within `wait` seconds.
+    `body` None sends no message; `close` False leaves the stream open (a client that stalls)."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, _, port = target.rpartition(":")
+    config = h2.config.H2Configuration(
+        client_side=True,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        validate_inbound_headers=False,
+    )
+    connection = h2.connection.H2Connection(config=config)
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", path),
+        (b":authority", b"x"),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+        *metadata,
+    ]
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        connection.initiate_connection()
+        connection.send_headers(1, headers, end_stream=body is None and close)
+        if body is not None:
+            connection.send_data(1, body, end_stream=close)
+        sock.sendall(connection.data_to_send())
+        deadline = time.monotonic() + wait
+        answer: dict[bytes, bytes] = {}
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                    answer.update(dict(event.headers))
+                if isinstance(event, h2.events.StreamReset) and b"grpc-status" not in answer:
+                    return None, f"stream reset ({event.error_code})"
+            sock.sendall(connection.data_to_send())
+            if b"grpc-status" in answer:
+                return answer[b"grpc-status"].decode(), answer.get(b"grpc-message", b"").decode()
+    return None, "no answer"

@@ -2,7 +2,7 @@
 the tests, the images under Docker, a kind cluster): through the proxy's REST and gRPC ports,
 the probe paths answer without a token; a protected route and an anonymous upload are refused;
 the course's cat photo, uploaded with a token over REST and sent to `ModelInfer` over gRPC
-with one, comes back `Cat`; gRPC's `ModelReady` needs no token and `ModelMetadata` does."""
+with one, comes back `Cat`; gRPC's `ServerReady` needs no token and `ModelMetadata` does."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def check_pod(rest: str, grpc_target: str, token: str, say: Callable[[str], None
     bearer = [("authorization", f"Bearer {token}")]
     channel, stub = grpc_stub(grpc_target)
     with channel:
-        assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL), timeout=10).ready
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
         try:
             stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL), timeout=10)
             raise AssertionError("gRPC ModelMetadata without a token was answered")
@@ -53,4 +53,4 @@ def check_pod(rest: str, grpc_target: str, token: str, say: Callable[[str], None
         answer = stub.ModelInfer(grpc_image_request([cat], raw=False), metadata=bearer, timeout=60)
         labels, _ = grpc_values(answer)
         assert labels == ["Cat"], labels
-    say("gRPC: ModelReady without a token, ModelMetadata refused without one, ModelInfer -> Cat")
+    say("gRPC: ServerReady without a token, ModelMetadata refused without one, ModelInfer -> Cat")

@@ -57,6 +57,11 @@ def request_timeout(description: str) -> Refusal:
     return Refusal(408, "request_timeout", description)
 
 
+def invalid_argument(description: str) -> Refusal:
+    """A request the protocol does not allow (gRPC INVALID_ARGUMENT), before any token check."""
+    return Refusal(400, "invalid_argument", description)
+
+
 def too_large(description: str) -> Refusal:
     return Refusal(413, "request_too_large", description)
 
@@ -96,7 +101,7 @@ def rest_answer(refusal: Refusal, realm: str) -> web.Response:
 
 
 GRPC_CODES = {
-    400: grpc.StatusCode.UNAUTHENTICATED,
+    400: grpc.StatusCode.UNAUTHENTICATED,  # invalid_request: a malformed credential
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
     503: grpc.StatusCode.UNAVAILABLE,
@@ -109,4 +114,6 @@ GRPC_CODES = {
 
 
 def grpc_code(refusal: Refusal) -> grpc.StatusCode:
+    if refusal.error == "invalid_argument":
+        return grpc.StatusCode.INVALID_ARGUMENT
     return GRPC_CODES.get(refusal.status, grpc.StatusCode.UNKNOWN)

@@ -13,7 +13,9 @@ and the predictor's status comes back as it was.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 
 import grpc
 from grpc import aio
@@ -24,6 +26,7 @@ from .auth import Authorizer, one_credential
 from .logsafe import REFUSAL_LINES
 from .metrics import REFUSALS, REQUESTS
 from .settings import Settings
+from .tokens import shown
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,26 @@ FORWARDED_METHODS = frozenset(
         "ModelInfer",
     )
 )
+
+
+EMPTY_MESSAGE = b""  # the serialised ServerLiveRequest / ServerReadyRequest: no fields
+# gRPC's wire rule for ASCII metadata values (the spec's ASCII-Value): printable ASCII.
+_ASCII_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+def checked_metadata(pairs) -> tuple[tuple[str, str | bytes], ...]:
+    """The call's metadata, or a 400-class refusal naming the first key whose value is not
+    printable ASCII (gRPC core hands such values over undecoded, and forwarding them fails):
+    the caller gets INVALID_ARGUMENT at once, never a call that hangs."""
+    checked = tuple(pairs)
+    for key, value in checked:
+        if key.endswith("-bin"):
+            continue
+        if not isinstance(value, str) or not _ASCII_VALUE.fullmatch(value):
+            raise answers.invalid_argument(
+                f"metadata {shown(key, 40)}: the value is not printable ASCII"
+            )
+    return checked
 
 
 def peer_address(peer: str | None) -> str | None:
@@ -69,19 +92,19 @@ class GrpcProxy(grpc.GenericRpcHandler):
         return grpc.stream_unary_rpc_method_handler(forward)
 
     async def _forward(self, method: str, requests, context: aio.ServicerContext) -> bytes:
-        metadata = tuple(context.invocation_metadata() or ())
         try:
+            metadata = checked_metadata(context.invocation_metadata() or ())
             identity: list[tuple[str, str]] = []
-            if method not in self.settings.public_grpc_methods:
-                credential = one_credential(
-                    [v for k, v in metadata if k.lower() == "authorization"]
-                )
-                identity = passing.identity(await self.authorizer.authorize(credential))
+            if method in self.settings.public_grpc_methods:
+                # A probe's request message is empty: the client's is never read, so an
+                # anonymous caller cannot make the proxy buffer (or decompress) anything.
+                request = EMPTY_MESSAGE
+            else:
+                tokens = [str(v) for k, v in metadata if k.lower() == "authorization"]
+                identity = passing.identity(await self.authorizer.authorize(one_credential(tokens)))
+                request = await self._read(requests)  # only once the call may pass
         except Refusal as refusal:
             await self._refuse(method, context, refusal)
-        request = await anext(aiter(requests), None)  # read only once the call may pass
-        if request is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
         peer = peer_address(context.peer())
         forwarded = passing.passed_on(metadata, peer, self.settings.trusted_proxies) + identity
         remaining = context.time_remaining()
@@ -97,6 +120,20 @@ class GrpcProxy(grpc.GenericRpcHandler):
         REQUESTS.labels("grpc", "OK").inc()
         return response
 
+    async def _read(self, requests) -> bytes:
+        """The call's one request message, within `CLIENT_BODY_TIMEOUT_SECONDS`."""
+        patience = self.settings.client_body_timeout_seconds
+        try:
+            async with asyncio.timeout(patience):
+                request = await anext(aiter(requests), None)
+        except TimeoutError:
+            raise answers.request_timeout(
+                f"the request message did not arrive within {patience:g} s"
+            ) from None
+        if request is None:
+            raise answers.invalid_argument("no request message")
+        return request
+
     async def _refuse(self, method: str, context: aio.ServicerContext, refusal: Refusal) -> None:
         code = answers.grpc_code(refusal)
         REQUESTS.labels("grpc", code.name).inc()
@@ -107,12 +144,19 @@ class GrpcProxy(grpc.GenericRpcHandler):
         await context.abort(code, refusal.description)
 
 
+MAX_STREAMS_PER_CONNECTION = 128
+
+
 def grpc_server(settings: Settings, handler: GrpcProxy) -> aio.Server:
     limit = settings.max_body_bytes
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
+            # Streams one connection may hold open at once, and how long a connection with
+            # none may stay (gRPC clients reconnect by themselves after the GOAWAY).
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+            ("grpc.max_connection_idle_ms", int(settings.client_idle_timeout_seconds * 1000)),
         ]
     )
     server.add_generic_rpc_handlers((handler,))

@@ -118,6 +118,14 @@ class _ParserErrors(logging.Filter):
         return False
 
 
+class _MetadataDecodeErrors(logging.Filter):
+    """gRPC's core logs an ERROR and a traceback for each metadata value that is not UTF-8; the
+    gRPC door refuses such calls (INVALID_ARGUMENT) and logs that, rate-limited."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Invalid encoding")
+
+
 # One budget for every refusal line of the process, whichever door or parser wrote it.
 REFUSAL_LINES = RateLimited(logging.getLogger("auth_proxy.refusals"))
 
@@ -133,3 +141,4 @@ def configure(level: int = logging.INFO, refusal_lines: int = 20) -> None:
         handler.addFilter(SafeRecords())
     server = logging.getLogger("aiohttp.server")
     server.addFilter(_ParserErrors(REFUSAL_LINES))
+    logging.getLogger("grpc._cython.cygrpc").addFilter(_MetadataDecodeErrors())

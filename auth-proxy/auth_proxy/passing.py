@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ _SUBJECT_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%\"'
 
 
 def is_identity(name: str) -> bool:
-    lowered = name.lower()
+    """`x-auth-*` and `authorization*`, with `_` read as `-` (servers behind may map them)."""
+    lowered = name.lower().replace("_", "-")
     return lowered.startswith(("x-auth-", "authorization"))
 
 
@@ -41,18 +42,18 @@ def is_trusted(peer: str | None, trusted: Iterable[Network]) -> bool:
 
 
 def passed_on(
-    pairs: Iterable[tuple[str, str]], peer: str | None, trusted: Iterable[Network]
-) -> list[tuple[str, str]]:
+    pairs: Iterable[tuple[str, Any]], peer: str | None, trusted: Iterable[Network]
+) -> list[tuple[str, Any]]:
     """The incoming headers (or metadata) minus identity and address claims, plus the
     `x-forwarded-for` the predictor may believe."""
     from_proxy = is_trusted(peer, trusted)
-    kept: list[tuple[str, str]] = []
+    kept: list[tuple[str, Any]] = []  # str values; bytes for gRPC's -bin metadata
     chain: list[str] = []
     for name, value in pairs:
-        lowered = name.lower()
+        lowered = name.lower().replace("_", "-")
         if lowered == "x-forwarded-for":
             if from_proxy:
-                chain.append(value)
+                chain.append(str(value))
         elif not (
             is_identity(lowered)
             or lowered in ALWAYS_DROPPED

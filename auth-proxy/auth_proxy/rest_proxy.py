@@ -73,9 +73,17 @@ def forwardable(headers, extra_drop: frozenset[str] = frozenset()) -> CIMultiDic
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
+def has_dot_segments(path: str) -> bool:
+    """`.` or `..` as a segment of the decoded path (`%2e%2e` included): the upstream client
+    would resolve them, so the path checked here would not be the path the predictor sees.
+    No client of this API sends them (browsers and HTTP libraries resolve them first)."""
+    return any(part in (".", "..") for part in path.split("/"))
+
+
 def is_closed(path: str) -> bool:
-    """Whether a decoded path falls under a closed prefix, however its slashes are written."""
-    normal = "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
+    """Whether a decoded path (without dot segments) falls under a closed prefix, however its
+    slashes are written."""
+    normal = "/" + "/".join(part for part in path.split("/") if part)
     return any(normal == prefix or normal.startswith(prefix + "/") for prefix in CLOSED_PREFIXES)
 
 
@@ -132,6 +140,8 @@ class RestProxy:
 
     async def _admit(self, request: web.Request) -> CIMultiDict:
         """The headers to send upstream, once the request may pass. Reads no body."""
+        if has_dot_segments(request.path):
+            raise answers.invalid_request("dot segments (. or ..) in the path are refused")
         if any(name in request.query for name in QUERY_TOKEN_PARAMETERS):
             raise answers.invalid_request(
                 "tokens in the query string are refused: send Authorization: Bearer <token>"

@@ -19,11 +19,14 @@ DEFAULT_PUBLIC_PATHS = (
     "/v2/health/ready",
     "/v2/models/cats-dogs-other/ready",
 )
-DEFAULT_PUBLIC_GRPC_METHODS = (
+# Public gRPC methods: only those whose request carries nothing, so that the proxy can answer
+# an anonymous call without reading its message (grpc_proxy.py). ModelReady names a model:
+# it needs a token (ServerReady says the same for this one-model server).
+PUBLIC_GRPC_ALLOWED = (
     "/inference.GRPCInferenceService/ServerLive",
     "/inference.GRPCInferenceService/ServerReady",
-    "/inference.GRPCInferenceService/ModelReady",
 )
+DEFAULT_PUBLIC_GRPC_METHODS = PUBLIC_GRPC_ALLOWED
 # Never accepted, whatever OAUTH2_ALGORITHMS says: no signature, or a shared secret that a
 # public JWKS key could be abused as (the RS256 -> HS256 key-confusion attack).
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
@@ -166,6 +169,12 @@ def jwks_uri_for(issuer: str, configured: str | None) -> str | None:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     v = read(os.environ if env is None else env)
     issuer = v["OAUTH2_ISSUER"]
+    unreadable = sorted(set(v["PUBLIC_GRPC_METHODS"]) - set(PUBLIC_GRPC_ALLOWED))
+    if unreadable:
+        raise SettingsError(
+            f"PUBLIC_GRPC_METHODS may hold only {', '.join(PUBLIC_GRPC_ALLOWED)}: "
+            f"not {', '.join(unreadable)}"
+        )
     if not v["OAUTH2_AUDIENCE"]:
         raise SettingsError("OAUTH2_AUDIENCE is required: the API identifier(s), comma-separated")
     algorithms = v["OAUTH2_ALGORITHMS"]

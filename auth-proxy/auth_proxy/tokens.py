@@ -81,6 +81,8 @@ def validate(
     token: str, keys: Mapping[str, SigningKey], rules: TokenRules, now: float
 ) -> Principal:
     """The principal a token proves, or `TokenRejected` naming the failed check."""
+    if not token.isascii():  # a JWS compact serialisation is base64url and dots only
+        raise TokenRejected("malformed token: not a signed JWT")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

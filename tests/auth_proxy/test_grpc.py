@@ -27,12 +27,20 @@ def bearer(token: str) -> list[tuple[str, str]]:
     [
         ("ServerLive", pb.ServerLiveRequest()),
         ("ServerReady", pb.ServerReadyRequest()),
-        ("ModelReady", pb.ModelReadyRequest(name=MODEL)),
     ],
 )
 def test_probes_pass_without_a_token(stub, call, request_):
     answer = getattr(stub, call)(request_, timeout=10)
     assert answer.live if call == "ServerLive" else answer.ready
+
+
+def test_model_ready_names_a_model_and_needs_a_token(stub, issuer):
+    """Public methods are those whose request carries nothing (the proxy never reads an
+    anonymous message); ServerReady answers the same question for this one-model server."""
+    with pytest.raises(grpc.RpcError) as error:
+        stub.ModelReady(pb.ModelReadyRequest(name=MODEL), timeout=10)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL), metadata=bearer(issuer.token())).ready
 
 
 @pytest.mark.parametrize(

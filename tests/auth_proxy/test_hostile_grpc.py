@@ -12,9 +12,10 @@ import grpc
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from support.clients import MODEL, grpc_stub
+from support.clients import MODEL, grpc_stub, raw_grpc_call
 
 SERVICE = "/inference.GRPCInferenceService/"
+PATH = SERVICE.encode()
 MIB = 1024 * 1024
 
 
@@ -200,3 +201,89 @@ def test_a_call_without_a_deadline_is_given_the_upstream_timeout(
         recording_proxy.grpc_port, "ModelMetadata", b"", metadata=bearer(issuer.token()), timeout=1
     )
     assert grpc_recorder.last().time_remaining <= 1.1
+
+
+# The second round: what an independent attacker found past the first.
+
+
+def test_an_anonymous_probe_message_is_never_read(proxy):
+    """A 60 MiB message (61 KB on the wire, gzip) to a public method: the proxy answers the
+    probe without reading it, so nothing is buffered or decompressed."""
+    pid = proxy.popen.pid
+    before = rss_kib(pid)
+    for _ in range(4):
+        answer = raw_call(
+            proxy.grpc_port,
+            "ServerLive",
+            bytes(60 * MIB),
+            timeout=30,
+            compression=grpc.Compression.Gzip,
+        )
+        assert pb.ServerLiveResponse.FromString(answer).live
+    assert rss_kib(pid, "VmHWM") - before < 48 * 1024
+    assert rss_kib(pid) - before < 32 * 1024
+
+
+def test_a_probe_stream_that_sends_no_message_is_answered_at_once(proxy):
+    status, _ = raw_grpc_call(
+        proxy.grpc_target, PATH + b"ServerLive", [], body=None, wait=3, close=False
+    )
+    assert status == "0"
+
+
+def test_an_admitted_call_whose_message_never_comes_times_out(recording_proxy, issuer):
+    token = issuer.token().encode()
+    started = time.monotonic()
+    status, message = raw_grpc_call(
+        recording_proxy.grpc_target,
+        PATH + b"ModelMetadata",
+        [(b"authorization", b"Bearer " + token)],
+        body=None,
+        wait=6,
+        close=False,
+    )
+    assert status == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), message
+    assert time.monotonic() - started < 4  # CLIENT_BODY_TIMEOUT_SECONDS is 1 here
+
+
+@pytest.mark.parametrize(
+    ("method", "metadata"),
+    [
+        (b"ServerLive", [(b"x-foo", b"\xff\xfe")]),
+        (b"ServerLive", [(b"x-foo", b"a\x01b")]),
+        (b"ModelMetadata", [(b"x-foo", b"\xff")]),
+        (b"ModelMetadata", [(b"authorization", b"Bearer \xe9\xe9")]),
+    ],
+    ids=["not UTF-8, public", "control byte", "not UTF-8, protected", "latin-1 token"],
+)
+def test_metadata_that_is_not_printable_ascii_is_refused_at_once(recording_proxy, method, metadata):
+    before = len(recording_proxy.log())
+    status, message = raw_grpc_call(recording_proxy.grpc_target, PATH + method, metadata, wait=3)
+    assert status == str(grpc.StatusCode.INVALID_ARGUMENT.value[0]), message
+    assert "not printable ASCII" in message
+    time.sleep(0.2)
+    log = recording_proxy.log()[before:]
+    assert "Traceback" not in log and " ERROR " not in log
+
+
+def test_underscore_identity_metadata_is_dropped(recording_proxy, grpc_recorder, issuer):
+    raw_call(
+        recording_proxy.grpc_port,
+        "ModelMetadata",
+        b"",
+        metadata=[*bearer(issuer.token(sub="alice")), ("x_auth_subject", "mallory")],
+        timeout=10,
+    )
+    names = [name for name, _ in grpc_recorder.last().metadata]
+    assert "x_auth_subject" not in names and names.count("x-auth-subject") == 1
+
+
+@pytest.mark.parametrize("method", ["ModelMetadata", "ModelInfer", "ServerMetadata"])
+def test_a_message_that_is_not_protobuf_is_invalid_argument(predictor, proxy, issuer, method):
+    with pytest.raises(grpc.RpcError) as direct:
+        raw_call(predictor.grpc_port, method, b"\xff", timeout=10)
+    assert direct.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as proxied:
+        raw_call(proxy.grpc_port, method, b"\xff", metadata=bearer(issuer.token()), timeout=10)
+    assert proxied.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Traceback" not in predictor.log()

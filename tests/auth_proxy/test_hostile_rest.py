@@ -455,3 +455,53 @@ def test_an_oversized_key_set_is_refused(tmp_path):
         issuer.down()
     assert ready.status_code == 503
     assert "JWKS_MAX_BYTES" in ready.json()["reason"]
+
+
+# The second round: what an independent attacker found past the first.
+
+
+@pytest.mark.parametrize("expect", [b"", b"Expect: 100-continue\r\nContent-Length: 1\r\n"])
+def test_a_token_that_is_not_ascii_is_401(recording_proxy, expect):
+    before = len(recording_proxy.log())
+    request = (
+        b"GET /v2/models/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \xe9\xff\r\n"
+        + expect
+        + b"Connection: close\r\n\r\n"
+    )
+    answer = raw_exchange(recording_proxy.http_port, request)
+    assert status_of(answer) == 401
+    assert b"malformed token" in answer
+    time.sleep(0.2)
+    log = new_log(recording_proxy, before)
+    assert "Traceback" not in log and " ERROR " not in log
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/x/../repository/models/cats-dogs-other/unload",
+        "/v2/x/%2e%2e/repository/index",
+        "/v2/models/../repository/index",
+        "/v2/./models/cats-dogs-other/infer",
+        "/health/..",
+    ],
+)
+def test_dot_segments_are_refused_before_they_can_be_resolved(recording_proxy, issuer, path):
+    """The upstream client would resolve them: the path checked would not be the path sent."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {issuer.token()}\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(recording_proxy.http_port, request)
+    assert status_of(answer) == 400
+    assert b"dot segments" in answer
+
+
+def test_underscore_identity_headers_are_dropped(recording_proxy, issuer):
+    response = httpx.get(
+        f"http://127.0.0.1:{recording_proxy.http_port}/anything",
+        headers={**auth(issuer.token(sub="alice")), "X_Auth_Subject": "mallory"},
+    )
+    headers = echoed(response)
+    assert headers["x-auth-subject"] == ["alice"]
+    assert "x_auth_subject" not in headers

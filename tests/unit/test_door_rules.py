@@ -12,7 +12,8 @@ from multidict import CIMultiDict
 
 from auth_proxy import answers, logsafe, passing
 from auth_proxy.auth import bearer_token, one_credential
-from auth_proxy.rest_proxy import forwardable, is_closed
+from auth_proxy.grpc_proxy import checked_metadata, peer_address
+from auth_proxy.rest_proxy import forwardable, has_dot_segments, is_closed
 from auth_proxy.tokens import Principal
 
 REALM = "cats-dogs-other"
@@ -101,6 +102,8 @@ def test_one_credential_only():
         ("authorization-bin", True),
         ("X-Auth-Role", True),
         ("x-auth-subject", True),
+        ("X_Auth_Subject", True),
+        ("authorization_bin", True),
         ("X-Authorization", False),
         ("X-Request-Id", False),
     ],
@@ -131,7 +134,7 @@ def test_forwardable_drops_hop_by_hop_headers_and_those_connection_names():
         ("/v2/repository", True),
         ("/v2/repository/index", True),
         ("//v2//repository/models/x/unload", True),
-        ("/v2/./repository/models/x/load", True),
+        ("/v2/repository/", True),
         ("/v2/repositoryx", False),
         ("/v2/models/repository", False),
         ("/v2/models/cats-dogs-other/infer", False),
@@ -139,6 +142,49 @@ def test_forwardable_drops_hop_by_hop_headers_and_those_connection_names():
 )
 def test_closed_paths(path, closed):
     assert is_closed(path) is closed
+
+
+@pytest.mark.parametrize(
+    ("path", "dotted"),
+    [
+        ("/v2/x/../repository", True),
+        ("/v2/./models", True),
+        ("/health/..", True),
+        ("/v2/models/a..b/ready", False),
+        ("/v2/.well-known", False),
+        ("/", False),
+    ],
+)
+def test_dot_segments(path, dotted):
+    assert has_dot_segments(path) is dotted
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refused"),
+    [
+        ([("authorization", "Bearer abc"), ("x-request-id", "r-1")], None),
+        ([("trace-bin", b"\x00\xff")], None),
+        ([("x-foo", "a\x01b")], "'x-foo'"),
+        ([("x-foo", b"\xff")], "'x-foo'"),
+        ([("x-foo", "caf\u00e9")], "'x-foo'"),
+    ],
+)
+def test_grpc_metadata_values_are_printable_ascii(metadata, refused):
+    if refused is None:
+        assert checked_metadata(metadata) == tuple(metadata)
+    else:
+        with pytest.raises(answers.Refusal) as refusal:
+            checked_metadata(metadata)
+        assert refused in refusal.value.description
+        assert answers.grpc_code(refusal.value) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("peer", "address"),
+    [("ipv4:10.0.0.1:5000", "10.0.0.1"), ("ipv6:[::1]:5000", "::1"), ("unix:/x", None), ("", None)],
+)
+def test_peer_addresses(peer, address):
+    assert peer_address(peer) == address
 
 
 def test_identity_values_are_header_safe():

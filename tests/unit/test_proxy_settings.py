@@ -47,6 +47,10 @@ def test_several_audiences_and_algorithms():
         ({**BASE, "OAUTH2_ALGORITHMS": "none"}, "may not include none"),
         ({**BASE, "PROXY_HTTP_PORT": "eighty"}, "PROXY_HTTP_PORT must be a number"),
         ({**BASE, "OAUTH2_AUDIENCE": " , "}, "OAUTH2_AUDIENCE is required"),
+        (
+            {**BASE, "PUBLIC_GRPC_METHODS": "/inference.GRPCInferenceService/ModelReady"},
+            "PUBLIC_GRPC_METHODS may hold only",
+        ),
         ({**BASE, "UPSTREAM_TIMEOUT_SECONDS": "0"}, "must be greater than 0"),
         ({**BASE, "UPSTREAM_TIMEOUT_SECONDS": "nan"}, "must be a finite number"),
         ({**BASE, "OAUTH2_LEEWAY_SECONDS": "-5"}, "must be at least 0"),

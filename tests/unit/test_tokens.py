@@ -56,6 +56,7 @@ def hs256() -> str:
 REFUSED = {
     "garbage": (lambda: "garbage", TokenRejected, "malformed token"),
     "empty": (lambda: "", TokenRejected, "malformed token"),
+    "not ASCII": (lambda: token() + "\u00e9", TokenRejected, "malformed token"),
     "alg none": (
         lambda: jwt.encode({"iss": ISSUER}, None, algorithm="none"),
         TokenRejected,
