@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import platform
@@ -38,6 +37,7 @@ import numpy as np
 from bench.proxy_overhead import dev_token
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
+from support.clients import binary_body, json_request
 from support.images import shared_photo_paths
 from support.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
 
@@ -204,49 +204,18 @@ async def closed_loop(send, concurrency: int, seconds: float) -> dict:
 
 
 def rest_json(session, url: str, jpeg: bytes, headers: dict):
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "shape": [1],
-                    "datatype": "BYTES",
-                    "data": [base64.b64encode(jpeg).decode()],
-                }
-            ]
-        }
-    ).encode()
-    headers = {**headers, "Content-Type": "application/json"}
-
-    async def send():
-        async with session.post(url, data=body, headers=headers) as response:
-            await response.read()
-            assert response.status == 200, response.status
-
-    return send
+    body = json.dumps(json_request([jpeg])).encode()
+    return _poster(session, url, body, {**headers, "Content-Type": "application/json"})
 
 
 def rest_binary(session, url: str, jpeg: bytes, headers: dict):
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "shape": [1],
-                    "datatype": "BYTES",
-                    "parameters": {"binary_data_size": len(jpeg)},
-                }
-            ]
-        }
-    ).encode()
-    headers = {
-        **headers,
-        "Inference-Header-Content-Length": str(len(header)),
-        "Content-Type": "application/octet-stream",
-    }
+    body, extension = binary_body([jpeg], length_prefixed=False)
+    return _poster(session, url, body, {**headers, **extension})
 
+
+def _poster(session, url: str, body: bytes, headers: dict):
     async def send():
-        async with session.post(url, data=header + jpeg, headers=headers) as response:
+        async with session.post(url, data=body, headers=headers) as response:
             await response.read()
             assert response.status == 200, response.status
 

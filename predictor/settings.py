@@ -23,67 +23,13 @@ from .contract import MODEL_NAME
 from .cpus import available_cpus
 from .imaging import ImageLimits
 from .runtime import RUNTIMES
+from .values import boolean, choice, count, count_or_zero, seconds
 
 _IMAGE_LIMITS = ImageLimits()  # its defaults are the predictor's defaults
 
 
 class SettingsError(ValueError):
     """A value is wrong; the message names the flag and the variable."""
-
-
-# -- value types: text in, value out, ValueError with words a user can act on ------------------
-
-
-def whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("is not a whole number") from None
-
-
-def count(text: str) -> int:
-    """A whole number of at least 1."""
-    value = whole(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def count_or_zero(text: str) -> int:
-    value = whole(text)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError("must be a finite number, 0 or more")
-    return value
-
-
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def boolean(text: str) -> bool:
-    """true/false, yes/no, on/off, 1/0 (any case); anything else is refused, not taken as false."""
-    lowered = text.strip().lower()
-    if lowered in TRUE or lowered in FALSE:
-        return lowered in TRUE
-    raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
-
-
-def choice(*allowed: str) -> Callable[[str], str]:
-    def one_of(text: str) -> str:
-        if text not in allowed:
-            raise ValueError(f"is not one of {', '.join(allowed)}")
-        return text
-
-    return one_of
 
 
 def default_cache_dir() -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..values import boolean
 from .errors import ModelSourceError, SourceUnavailable
 
 PERMANENT_CODES = {
@@ -51,9 +52,11 @@ def endpoint_url() -> str | None:
 
 
 def _verify() -> bool | str:
-    if os.environ.get("S3_VERIFY_SSL", "1").strip().lower() in ("0", "false", "no"):
-        return False
-    return os.environ.get("AWS_CA_BUNDLE") or True
+    try:
+        verify = boolean(os.environ.get("S3_VERIFY_SSL") or "true")
+    except ValueError as exc:
+        raise ModelSourceError(f"S3_VERIFY_SSL {exc}") from None
+    return (os.environ.get("AWS_CA_BUNDLE") or True) if verify else False
 
 
 def client():

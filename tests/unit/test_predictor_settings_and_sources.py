@@ -122,3 +122,31 @@ def test_every_default_is_defined_once():
     assert defaults["max_image_bytes"] == ImageLimits().max_bytes
     assert defaults["max_image_pixels"] == ImageLimits().max_pixels
     assert len({option.flag for option in OPTIONS}) == len(OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("verify", "bundle", "expected"),
+    [
+        (None, None, True),
+        ("0", None, False),
+        ("off", "/ca.pem", False),
+        ("yes", "/ca.pem", "/ca.pem"),
+    ],
+)
+def test_s3_tls_verification(monkeypatch, verify, bundle, expected):
+    from predictor.sources import s3
+
+    for name, value in (("S3_VERIFY_SSL", verify), ("AWS_CA_BUNDLE", bundle)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert s3._verify() == expected
+
+
+def test_a_bad_s3_verify_value_is_refused_by_name(monkeypatch):
+    from predictor.sources import s3
+
+    monkeypatch.setenv("S3_VERIFY_SSL", "nope")
+    with pytest.raises(ModelSourceError, match="S3_VERIFY_SSL is not a boolean"):
+        s3._verify()

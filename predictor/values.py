@@ -1,0 +1,59 @@
+"""Value types for settings read from flags and environment variables: text in, value out, or a
+ValueError in words a user can act on. One parser per type for the whole predictor (its
+settings table, the S3 source's `S3_VERIFY_SSL`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1."""
+    value = whole(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def count_or_zero(text: str) -> int:
+    value = whole(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a finite number, 0 or more")
+    return value
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def boolean(text: str) -> bool:
+    """true/false, yes/no, on/off, 1/0 (any case); anything else is refused, not taken as false."""
+    lowered = text.strip().lower()
+    if lowered in TRUE or lowered in FALSE:
+        return lowered in TRUE
+    raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def one_of(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"is not one of {', '.join(allowed)}")
+        return text
+
+    return one_of
