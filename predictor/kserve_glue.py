@@ -32,17 +32,19 @@ logger = logging.getLogger(__name__)
 # attributes (set in `__init__`) on an instance or in the source of `__init__`.
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (RESTServer, "create_application"),  # overridden: our app
+    (RESTServer, "start"),
     (RESTServer, "_add_middlewares"),
     (RESTServer, "_register_endpoints"),
     (RESTServer, "_add_exception_handlers"),
     (RESTServer, "config"),  # uvicorn.Config: host, forwarded_allow_ips
     (RESTServer, "dataplane"),
-    (GRPCServer, "start"),  # overridden: our servicer and interceptors
+    (GRPCServer, "stop"),  # called by ModelServer.stop on SIGTERM, reads _server
     (GRPCServer, "_data_plane"),
     (GRPCServer, "_model_repository_extension"),
     (GRPCServer, "_port"),
     (GRPCServer, "_server"),  # read by GRPCServer.stop
-    (ModelServer, "start"),  # overridden: servers first, the model loaded after
+    (ModelServer, "dataplane"),  # replaced by ours before any server is built
+    (ModelServer, "registered_models"),
     (ModelServer, "_serve"),
     (ModelServer, "_rest_server"),  # read by ModelServer.stop
     (ModelServer, "_grpc_server"),
@@ -154,6 +156,12 @@ def _parsed(behaviour, request_type):
         return await behaviour(request, context)
 
     return parse_then_call
+
+
+def use_dataplane(server: ModelServer, dataplane_class: type) -> None:
+    """Replace the data plane KServe made in `ModelServer.__init__` with ours, on the same
+    model registry; the REST and gRPC servers are built from it afterwards (`start`)."""
+    server.dataplane = dataplane_class(model_registry=server.registered_models)
 
 
 def attach(server: ModelServer, rest: RestServer, grpc: GrpcServer | None) -> None:

@@ -3,11 +3,11 @@ written as escapes, and traceback lines are indented.
 
 uvicorn's access line quotes the decoded request path (a `%0d` or `%1b[...` in the URL becomes a
 raw CR or a terminal escape), and error messages may quote request data. A filter on every
-handler the process configured (KServe's, uvicorn's) escapes the message and each string
-argument in place, so formatters that read `record.args` (uvicorn's access formatter) keep
-working. The predictor never sees a bearer token: the proxy drops every `authorization*`
-header and metadata entry before forwarding.
-"""
+handler the process configured (KServe's, uvicorn's) escapes the message and each argument that
+is not a number (exceptions included: their text may quote the client) in place, so formatters
+that read `record.args` (uvicorn's access formatter) keep working. The predictor never sees a
+bearer token: the proxy drops every `authorization*` header and metadata entry before
+forwarding."""
 
 from __future__ import annotations
 
@@ -22,16 +22,22 @@ def escape(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def _escaped(argument: object) -> object:
+    """Numbers as they are (formats like %d need them); anything else as escaped text, since an
+    exception's message may quote the client (an input's name, say)."""
+    if isinstance(argument, int | float):
+        return argument
+    return escape(str(argument))
+
+
 class EscapedRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = escape(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(escape(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_escaped(a) for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {
-                k: escape(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
+            record.args = {k: _escaped(v) for k, v in record.args.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

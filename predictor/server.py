@@ -39,7 +39,7 @@ class PredictorServer(kserve.ModelServer):
             enable_grpc=settings.enable_grpc,
         )
         self.settings = settings
-        self.dataplane = PredictorDataPlane(model_registry=self.registered_models)
+        kserve_glue.use_dataplane(self, PredictorDataPlane)
         # Our modules log under "predictor"; give them KServe's handlers and format.
         ours = logging.getLogger("predictor")
         ours.handlers = logging.getLogger("kserve").handlers

@@ -2,7 +2,7 @@
 
 Flags win over environment variables, which win over the defaults in `OPTIONS`; `python -m
 predictor --help` lists them all. Every value is parsed by its declared type, and a bad one is
-refused by name (`--max_images_per_request / MAX_IMAGES_PER_REQUEST: 'abc' is not a whole
+refused by name (`MAX_IMAGES_PER_REQUEST (or --max_images_per_request): 'abc' is not a whole
 number`, exit 2) rather than ending in a traceback or silently becoming a default. The result is
 one frozen `Settings`, passed down whole. KServe's own model-server flags (`--http_port`,
 `--grpc_port`, `--enable_grpc`, ...) come from its parser, as KServe documents them.
@@ -204,8 +204,8 @@ def parse_settings(argv: list[str] | None = None, env: Mapping[str, str] | None 
         parser.error(str(exc))
     if values["model_uri"] and values["model_path"]:
         parser.error("give --model_uri or --model_path, not both")
-    values["model_uri"] = values["model_uri"] or values.pop("model_path")
-    values.pop("model_path", None)
+    model_path = values.pop("model_path")
+    values["model_uri"] = values["model_uri"] or model_path
     return Settings(
         **values,
         model_name=args.model_name,

@@ -12,10 +12,10 @@ import grpc
 import httpx
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+from auth_proxy.settings import DEFAULT_PUBLIC_PATHS as PUBLIC
+
 from .clients import MODEL, grpc_image_request, grpc_stub, grpc_values
 from .images import CAT
-
-PUBLIC = ["/health", "/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL}/ready"]
 
 
 def check_pod(rest: str, grpc_target: str, token: str, say: Callable[[str], None] = print) -> None:
@@ -48,7 +48,9 @@ def check_pod(rest: str, grpc_target: str, token: str, say: Callable[[str], None
             raise AssertionError("gRPC ModelMetadata without a token was answered")
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.code()
-        metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL), metadata=bearer)
+        metadata = stub.ModelMetadata(
+            pb.ModelMetadataRequest(name=MODEL), metadata=bearer, timeout=10
+        )
         assert metadata.name == MODEL
         answer = stub.ModelInfer(grpc_image_request([cat], raw=False), metadata=bearer, timeout=60)
         labels, _ = grpc_values(answer)

@@ -2,7 +2,7 @@
 
 Renders the `kind` overlay (the base Deployment plus a development issuer), makes that issuer's
 keys in `.dev-issuer/` (once), starts both containers as local processes with the env, args and
-ports the manifest gives them (tools/local_pod.py), waits for every probe, then prints a curl
+ports the manifest gives them (support/local_pod.py), waits for every probe, then prints a curl
 with a fresh token. Ctrl-C stops the pod.
 
 ConfigMap keys that are set in your environment win (MODEL_URI, MLFLOW_TRACKING_URI,

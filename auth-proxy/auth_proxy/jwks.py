@@ -124,7 +124,10 @@ def fetcher(
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
         too_big = f"{url} sends more than {max_bytes} bytes (JWKS_MAX_BYTES)"
         try:
-            async with session.get(url, timeout=timeout) as response:
+            # The session does not decompress (the REST door passes bodies as they are): ask
+            # for the document as is, which also keeps JWKS_MAX_BYTES about what is parsed.
+            identity = {"Accept-Encoding": "identity"}
+            async with session.get(url, timeout=timeout, headers=identity) as response:
                 if response.status != 200:
                     raise KeySetError(f"{url} answered HTTP {response.status}")
                 if (response.content_length or 0) > max_bytes:

@@ -1,16 +1,16 @@
-"""The REST door: check the token (probes excepted), then stream the request to the predictor
-and its answer back.
+"""The REST door: check the token (probes excepted), then stream the request to the predictor and
+its answer back.
 
 Bodies are streamed both ways, never buffered whole. Hop-by-hop headers are dropped; identity
 and address headers follow `passing` (the same rule as the gRPC door); the token itself is not
 passed on, so it cannot reach the predictor's logs.
 
-The token is checked before anything else of the request is read: an `Expect: 100-continue`
-gets its `100 Continue` only once the token has passed, and a refused request's body is never
-read. A client has `CLIENT_BODY_TIMEOUT_SECONDS` for each piece of its body (408 after that),
-and aiohttp closes a connection whose request head has not arrived within
-`CLIENT_IDLE_TIMEOUT_SECONDS` of its opening or of the last answer.
-"""
+The token is checked before anything else of the request is read: an `Expect: 100-continue` gets
+its `100 Continue` only once the token has passed, and a refused request's body is never
+forwarded (what arrives within `app.LINGER_SECONDS` is dropped, then the connection closes). A
+client has `CLIENT_BODY_TIMEOUT_SECONDS` for each piece of its body (408 after that), and
+aiohttp closes a connection whose request head has not arrived within
+`CLIENT_IDLE_TIMEOUT_SECONDS` of its opening or of the last answer."""
 
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ class BodyTooLarge(Exception):
     pass
 
 
-def forwardable(headers, extra_drop: frozenset[str] = frozenset()) -> CIMultiDict:
+def forwardable(headers) -> CIMultiDict:
     """Headers minus hop-by-hop ones (and those the Connection header names)."""
     named = {
         token.strip().lower()
         for value in headers.getall("Connection", [])
         for token in value.split(",")
     }
-    drop = HOP_BY_HOP | named | extra_drop
+    drop = HOP_BY_HOP | named
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
@@ -134,7 +134,8 @@ class RestProxy:
         )
         response = answers.rest_answer(refusal, self.settings.realm)
         if request.body_exists and not request.content.at_eof():
-            # What is left of the body is not read (nor drained): the connection ends here.
+            # What is left of the body is not forwarded: aiohttp drops what arrives within
+            # LINGER_SECONDS (so the client can read this answer), then the connection ends.
             response.force_close()
         return response
 
@@ -156,6 +157,8 @@ class RestProxy:
             )
         pairs = forwardable(request.headers).items()
         if request.method == "GET" and request.path in self.settings.public_paths:
+            if is_closed(request.path):  # whatever PUBLIC_PATHS says
+                raise answers.not_found("the model-repository extension is not served")
             if request.body_exists:
                 raise answers.invalid_request("a probe request carries no body")
             trusted = self.settings.trusted_proxies
@@ -236,9 +239,7 @@ class LimitedBody:
             async with asyncio.timeout(self.patience):
                 return await self.stream.read()
         except Exception as exc:
-            self._record(exc)
-            self.raise_its_fault()
-            raise
+            raise self._record(exc) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         sent = 0
@@ -259,13 +260,14 @@ class LimitedBody:
                 raise BodyTooLarge
             yield chunk
 
-    def _record(self, exc: Exception) -> None:
+    def _record(self, exc: Exception) -> Refusal:
         if isinstance(exc, TimeoutError):
             self.fault = answers.request_timeout(
                 f"the request body stalled for more than {self.patience:g} s"
             )
         else:  # the client closed the connection, or broke the body's framing
             self.fault = Refusal(400, "incomplete_body", "the request body broke off")
+        return self.fault
 
     def raise_its_fault(self) -> None:
         if self.fault is not None:

@@ -254,3 +254,15 @@ def test_refusal_lines_are_limited_and_the_gap_is_said():
         "refused 1",
         "refused 5 (and 3 similar lines left out; see /metrics)",
     ]
+
+
+def test_predictor_log_records_are_escaped_arguments_and_all():
+    from predictor.logsafe import EscapedRecords
+
+    error = ValueError("unknown input 'x\r\n2026 INFO forged'")
+    record = logging.LogRecord(
+        "p", logging.WARNING, __file__, 1, "refused %s: %d", (error, 7), None
+    )
+    assert EscapedRecords().filter(record)
+    line = logging.Formatter("%(message)s").format(record)
+    assert line == "refused unknown input 'x\\r\\n2026 INFO forged': 7"

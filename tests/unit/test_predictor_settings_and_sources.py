@@ -12,17 +12,7 @@ from predictor.sources import ModelSourceError, SourceUnavailable, redact, resol
 
 
 def settings_from(monkeypatch, argv: list[str], **env: str):
-    for name in (
-        "MODEL_URI",
-        "STORAGE_URI",
-        "MODEL_PATH",
-        "MAX_IMAGES_PER_REQUEST",
-        "LOG_REQUESTS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return parse_settings(argv)
+    return parse_settings(argv, env=env)  # only these variables: not the machine's
 
 
 @pytest.mark.parametrize(
@@ -114,14 +104,17 @@ def test_a_bad_value_is_refused_by_name(monkeypatch, capsys, argv, env, named):
     assert named in capsys.readouterr().err
 
 
-def test_every_default_is_defined_once():
+def test_defaults_reach_the_parts_that_use_them():
     from predictor.imaging import ImageLimits
     from predictor.settings import OPTIONS
 
-    defaults = {option.field: option.default for option in OPTIONS}
-    assert defaults["max_image_bytes"] == ImageLimits().max_bytes
-    assert defaults["max_image_pixels"] == ImageLimits().max_pixels
+    settings = parse_settings([], env={})
+    assert settings.limits == ImageLimits()
+    assert settings.max_batch_wait == 0.002
+    assert settings.model_uri == ""  # the demo model
     assert len({option.flag for option in OPTIONS}) == len(OPTIONS)
+    names = [name for option in OPTIONS for name in option.variables]
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize(
