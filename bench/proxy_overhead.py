@@ -30,10 +30,10 @@ from grpc import aio
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from auth_proxy import devkeys
 from support.clients import INFER, MODEL, grpc_image_request, json_request
 from support.contract_model import build_contract_model
 from support.images import rgb_png
+from support.issuer import dev_issuer
 from support.servers import start_predictor, start_proxy, wait_ready
 
 
@@ -105,12 +105,6 @@ async def grpc_throughput(target: str, metadata: list, concurrency: int, seconds
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, latencies
-
-
-def dev_token(keys: Path) -> tuple[dict, str]:
-    """A development issuer in `keys`: the proxy's settings for it, and a 2-hour token."""
-    devkeys.write_dev_keys(keys)
-    return devkeys.proxy_settings(keys), devkeys.dev_token(keys, "get::prediction", 7200)
 
 
 def ms(seconds: float) -> str:
@@ -189,7 +183,7 @@ def main() -> None:
         if not args.model_path:
             build_contract_model(model)
         predictor = wait_ready(start_predictor(model, scratch))
-        settings, token = dev_token(scratch / "issuer")
+        settings, token = dev_issuer(scratch / "issuer")
         proxy = start_proxy(
             scratch, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
         )

@@ -34,11 +34,11 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bench.proxy_overhead import dev_token
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from support.clients import binary_body, json_request
 from support.images import shared_photo_paths
+from support.issuer import dev_issuer
 from support.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
 
 CONCURRENCIES = (1, 4, 16, 64)
@@ -403,7 +403,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        settings, token = dev_token(scratch / "issuer")
+        settings, token = dev_issuer(scratch / "issuer")
         for name in args.models.split(","):
             path = default_model.PATH if name == "demo" else scratch / "vgg16.keras"
             if name == "vgg16":

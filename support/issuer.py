@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -102,3 +103,12 @@ class Issuer:
         payload = {name: value for name, value in payload.items() if value is not None}
         header = {"kid": key.kid, **(headers or {})}
         return jwt.encode(payload, key.private, algorithm=key.algorithm, headers=header)
+
+
+def dev_issuer(folder: Path) -> tuple[dict[str, str], str]:
+    """A development issuer in `folder` (the proxy's own `dev-keys`): the proxy's settings for
+    it, and a 2-hour token with the prediction scope. For the benchmarks' pods."""
+    from auth_proxy import devkeys
+
+    devkeys.write_dev_keys(folder)
+    return devkeys.proxy_settings(folder), devkeys.dev_token(folder, "get::prediction", 7200)
