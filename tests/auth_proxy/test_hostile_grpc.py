@@ -220,6 +220,8 @@ def test_an_anonymous_probe_message_is_never_read(proxy):
             compression=grpc.Compression.Gzip,
         )
         assert pb.ServerLiveResponse.FromString(answer).live
+    after, peak = rss_kib(pid), rss_kib(pid, "VmHWM")
+    print(f"proxy RSS {before // 1024} MiB before, {after // 1024} after, peak {peak // 1024}")
     assert rss_kib(pid, "VmHWM") - before < 48 * 1024
     assert rss_kib(pid) - before < 32 * 1024
 
