@@ -7,7 +7,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
-                auth-proxy/pyproject.toml
+                tests/requirements-v2-clients.txt auth-proxy/pyproject.toml
+# tritonclient's own environment (see tests/requirements-v2-clients.txt), inside .venv.
+CLIENTS := $(VENV)/v2-clients
 
 
 .PHONY: venv serve test unit lint check-images clean
@@ -20,6 +22,8 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet -r predictor/requirements.txt -r tests/requirements.txt \
 	    -c predictor/constraints.txt
 	$(PY) -m pip install --quiet -e ./auth-proxy -c predictor/constraints.txt
+	$(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install --quiet -r tests/requirements-v2-clients.txt
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -1,8 +1,9 @@
 """Protocol tensors in, protocol tensors out.
 
 Turns a V2 `InferRequest` (REST JSON, REST binary extension, gRPC) or a V1 body into an
-`ImageBatch`, and the model's output rows back into each protocol's answer. No decoding of
-pixels happens here: that is `imaging.py`'s job, run off the event loop.
+`ImageBatch`, and the model's output rows into V1's and the course's answers (V2's answer is
+built by `outputs.py`). No decoding of pixels happens here: that is `imaging.py`'s job, run off
+the event loop.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import pydantic
-from kserve import InferOutput, InferRequest, InferResponse
+from kserve import InferRequest
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
@@ -24,9 +24,6 @@ from . import kserve_glue
 from .contract import (
     INPUT_IMAGE,
     INPUT_PIXELS,
-    LABELS,
-    OUTPUT_PREDICTION,
-    OUTPUT_VALUES,
     PIXELS_SHAPE,
     label_of,
 )
@@ -65,7 +62,9 @@ def batch_from_infer_request(request: InferRequest, max_images: int) -> ImageBat
     elif tensor.name == INPUT_PIXELS:
         batch = ImageBatch(pixels=_pixel_tensor(tensor))
     else:
-        raise BadRequest(f"unknown input '{tensor.name}': this model takes {_expected_inputs()}")
+        raise BadRequest(
+            f"unknown input {tensor.name[:64]!r}: this model takes {_expected_inputs()}"
+        )
     check_count(len(batch), max_images)
     return batch
 
@@ -190,24 +189,6 @@ def split_bytes_elements(raw: bytes, count: int) -> list[bytes]:
     raise BadRequest(
         f"binary input '{INPUT_IMAGE}' is not {count} length-prefixed elements "
         "(each a 4-byte little-endian length, then the image file)"
-    )
-
-
-def infer_response(request: InferRequest, values: np.ndarray) -> InferResponse:
-    """The V2 answer: `prediction` (labels) and `values` (sigmoids), binary when asked for."""
-    labels = [label_of(row) for row in values.tolist()]
-    outputs = [
-        InferOutput(OUTPUT_PREDICTION, [len(labels)], "BYTES", data=labels),
-        InferOutput(
-            OUTPUT_VALUES, [len(labels), len(LABELS)], "FP32", data=values.reshape(-1).tolist()
-        ),
-    ]
-    return InferResponse(
-        response_id=request.id or str(uuid.uuid4()),
-        model_name=request.model_name,
-        infer_outputs=outputs,
-        use_binary_outputs=request.use_binary_outputs,
-        requested_outputs=request.request_outputs,
     )
 
 

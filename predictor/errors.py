@@ -37,3 +37,16 @@ class TooLarge(BadRequest):
 
 class ImageTooLarge(TooLarge, BadImage):
     """One image is over the size limit; `index` says which."""
+
+
+class NoSuchVersion(BadRequest):
+    """A request names a model version this server does not serve."""
+
+    http_status = HTTPStatus.NOT_FOUND
+    grpc_code = StatusCode.NOT_FOUND
+
+
+class UnsupportedEncoding(BadRequest):
+    """A request body in a content coding the server cannot decode."""
+
+    http_status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE

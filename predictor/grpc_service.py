@@ -5,25 +5,33 @@ able to unload the one model this server exists for. kserve 0.21's `ServerReady`
 with no model loaded, and `ModelInfer` on a model that
 is still loading makes its data plane start a second load on the event loop. Here both follow
 the model, and bad input maps to INVALID_ARGUMENT or RESOURCE_EXHAUSTED with the same message
-the REST answer carries.
+the REST answer carries. Versions work as on REST: the one advertised, or none named; any other
+is NOT_FOUND (kserve 0.21 accepts any). Triton's `ModelStreamInfer` and `ModelConfig` are not
+part of the V2 protocol and answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from grpc import ServicerContext, StatusCode, aio
-from kserve.errors import ModelNotReady
+from kserve import InferRequest
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.utils.utils import to_headers
 
+from . import outputs
 from .errors import BadRequest
+from .model import CatsDogsOtherModel
 
-# What `/v2` and `ServerMetadata` advertise: the binary tensor extension, which both REST and
-# gRPC (raw contents) support. Not KServe's `model_repository_extension`: it is not served.
-EXTENSIONS = ("binary_tensor_data",)
+# What `/v2` and `ServerMetadata` advertise: the binary tensor extension (REST binary data, gRPC
+# raw contents) and classification (`outputs.py`), both on both protocols. Not KServe's
+# `model_repository_extension`: it is not served.
+EXTENSIONS = ("binary_tensor_data", "classification")
 REPOSITORY_CLOSED = "the model-repository extension is not served: the model is fixed at start-up"
 
 
@@ -54,19 +62,37 @@ class PredictorServicer(InferenceServicer):
     async def RepositoryModelUnload(self, request, context: ServicerContext):
         await context.abort(StatusCode.UNIMPLEMENTED, REPOSITORY_CLOSED)
 
+    def _served(self, name: str, version: str) -> CatsDogsOtherModel:
+        """The model by name (NOT_FOUND if none), serving `version` if one is named."""
+        model = cast(CatsDogsOtherModel, self.data_plane.get_model_from_registry(name))
+        model.check_version(version)
+        return model
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
+        self._served(request.name, request.version)
+        return pb.ModelReadyResponse(ready=await self.data_plane.model_ready(request.name))
+
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
-        answer = await super().ModelMetadata(request, context)
-        model = self.data_plane.get_model_from_registry(request.name)
-        answer.versions.extend(model.metadata()["versions"])
-        answer.platform = model.metadata()["platform"]
-        return answer
+        metadata = self._served(request.name, request.version).metadata()
+        return pb.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata["versions"],
+            platform=metadata["platform"],
+            inputs=metadata["inputs"],
+            outputs=metadata["outputs"],
+        )
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: ServicerContext
     ) -> pb.ModelInferResponse:
+        """KServe's, answering with the requested outputs only (`outputs.py`)."""
         if not await self.data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
             raise ModelNotReady(request.model_name)
-        return await super().ModelInfer(request, context)
+        self.validate_grpc_request(request)
+        answer, _ = await self.data_plane.infer(
+            request.model_name, InferRequest.from_grpc(request), to_headers(context)
+        )
+        return outputs.to_grpc(answer)
 
 
 class StatusInterceptor(ExceptionToStatusInterceptor):
@@ -80,4 +106,12 @@ class StatusInterceptor(ExceptionToStatusInterceptor):
             await context.abort(ex.grpc_code, str(ex))
         if isinstance(ex, ModelNotReady):
             await context.abort(StatusCode.UNAVAILABLE, str(ex))
+        # KServe's own refusals (its request checks, an unknown model): one line, not the
+        # traceback its interceptor logs for each.
+        if isinstance(ex, InvalidInput):
+            logger.warning("refused %s: %s", method_name, ex)
+            await context.abort(StatusCode.INVALID_ARGUMENT, str(ex))
+        if isinstance(ex, ModelNotFound):
+            logger.warning("refused %s: %s", method_name, ex)
+            await context.abort(StatusCode.NOT_FOUND, str(ex))
         await super().handle_exception(ex, request_or_iterator, context, method_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,10 +19,10 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, default_model, sources
+from . import codec, contract, default_model, outputs, sources
 from .batching import AdaptiveBatcher
 from .codec import ImageBatch
-from .errors import BadImage, ImageTooLarge
+from .errors import BadImage, ImageTooLarge, NoSuchVersion
 from .imaging import ImageOverLimit, ImageProblem, decode_image
 from .measure import best_batch_size
 from .runtime import Runtime, load_runtime
@@ -29,6 +30,11 @@ from .settings import Settings
 from .sources import ResolvedModel
 
 logger = logging.getLogger(__name__)
+
+# The V2 metadata's `platform`, in the protocol's `<project>_<format>` form. The spec's list has
+# no Keras entry, and `tensorflow_savedmodel` would send tools looking for a SavedModel; the file
+# served is TensorFlow's Keras format (`final_model.keras`, as the course saves it).
+PLATFORM = "tensorflow_keras"
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,24 @@ class CatsDogsOtherModel(kserve.Model):
         self._decoders.shutdown(wait=False, cancel_futures=True)
         self._inference.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def version(self) -> str:
+        """The one version served: the first 12 hex digits of the file's SHA-256 (so a new file
+        is a new version), or "" while none is loaded."""
+        return self.resolved.sha256[:12] if self.resolved else ""
+
+    def check_version(self, version: str | None) -> None:
+        """A request may name the version served, or none; any other is not found. While the
+        model loads, no version is known yet: a named one is "not ready" (503 / UNAVAILABLE)."""
+        if not version:
+            return
+        if not self.ready:
+            raise ModelNotReady(self.name)
+        if version != self.version:
+            raise NoSuchVersion(
+                f"model {self.name} has no version '{version[:64]}'; it serves '{self.version}'"
+            )
+
     def metadata(self) -> dict:
         """`GET /v2/models/<name>`: the tensors, and which model file is live."""
         parameters = self.resolved.describe() if self.resolved else {}
@@ -126,8 +150,8 @@ class CatsDogsOtherModel(kserve.Model):
             parameters["parallel_model_calls"] = str(self.batcher.in_flight)
         return {
             "name": self.name,
-            "versions": [parameters["sha256"][:12]] if parameters else [],
-            "platform": "keras",
+            "versions": [self.version] if self.version else [],
+            "platform": PLATFORM,
             "inputs": self.get_input_types(),
             "outputs": self.get_output_types(),
             "parameters": parameters,
@@ -147,6 +171,8 @@ class CatsDogsOtherModel(kserve.Model):
 
     async def preprocess(self, payload, headers=None) -> _Job:
         if isinstance(payload, InferRequest):
+            self.check_version(payload.model_version)
+            outputs.wanted_outputs(payload)  # a bad output request fails before any decoding
             return _Job(payload, codec.batch_from_infer_request(payload, self.max_images))
         return _Job(None, codec.batch_from_v1(payload, self.max_images))
 
@@ -156,8 +182,10 @@ class CatsDogsOtherModel(kserve.Model):
 
     async def postprocess(self, result: _Job, headers=None):
         assert result.values is not None, "postprocess runs after predict"
-        if result.request is not None:
-            return codec.infer_response(result.request, result.values)
+        request = result.request
+        if request is not None:
+            response_id = request.id or str(uuid.uuid4())
+            return outputs.build(request, result.values, self.name, self.version, response_id)
         return {"predictions": codec.prediction_rows(result.values)}
 
     # -- the work, off the event loop ----------------------------------------------------------

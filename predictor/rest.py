@@ -1,8 +1,12 @@
-"""REST routes the predictor adds to KServe's FastAPI app, and its error answers.
+"""REST routes the predictor adds to KServe's FastAPI app, and its error answers (every one
+`{"error": "..."}`, as the V2 protocol has them, FastAPI's own 404 / 405 / 422 included).
 
 Registered before KServe's own routes, so where both match a path ours answers:
-- `POST /v2/models/{name}/infer`: kserve 0.21 decodes binary BYTES inputs as UTF-8 (raw image
-  bytes give a 500); ours keeps them bytes, and owns JSON parsing so bad bodies get a 400.
+- `POST /v2/models/{name}[/versions/{v}]/infer`: kserve 0.21 decodes binary BYTES inputs as
+  UTF-8 (raw image bytes give a 500); ours keeps them bytes, owns JSON parsing so bad bodies
+  get a 400, and answers with the requested outputs only (`outputs.py`).
+- `/v2/models/{name}/versions/{v}[/ready|/infer]`: kserve 0.21 answers 501 for every version;
+  here the version `versions` advertises works, any other is a 404.
 - `GET /v2/health/ready`: kserve 0.21 says ready with no model ready; ours follows the model.
 - `GET /v2/models/{name}`: KServe's drops `versions` and `parameters`; ours says which file is
   live (URI, location, run, registry version, SHA-256).
@@ -16,21 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
-import orjson
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.exceptions import HTTPException
 
-from . import codec
+from . import codec, outputs
 from .codec import ImageBatch
 from .contract import MODEL_NAME
-from .errors import BadRequest, TooLarge
+from .errors import BadRequest
+from .model import CatsDogsOtherModel
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +70,16 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
 
     app.openapi = openapi_without_repository  # type: ignore[method-assign]  # FastAPI's hook
 
-    async def model_ready_or_raise(model_name: str) -> None:
+    async def served(model_name: str, version: str | None = None) -> CatsDogsOtherModel:
+        """The model, ready, and serving `version` if one is named."""
         if not await dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
             raise ModelNotReady(model_name)
+        model = cast(CatsDogsOtherModel, dataplane.get_model_from_registry(model_name))
+        model.check_version(version)
+        return model
 
-    @app.post("/v2/models/{model_name}/infer", tags=["V2"], response_model=None)
-    async def infer(model_name: str, request: Request) -> Response:
-        """V2 inference: JSON, or the binary-data extension with raw image bytes."""
-        await model_ready_or_raise(model_name)
+    async def infer(model_name: str, version: str | None, request: Request) -> Response:
+        await served(model_name, version)
         body = await request.body()
         # Parsing a body of many megabytes takes tens of milliseconds: off the event loop.
         infer_request = await asyncio.get_running_loop().run_in_executor(
@@ -81,20 +89,46 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
             request.headers.get(INFERENCE_CONTENT_LENGTH_HEADER),
             model_name,
         )
-        response, _ = await dataplane.infer(model_name, infer_request, dict(request.headers))
-        payload, json_length = response.to_rest()
+        infer_request.model_version = version
+        answer, _ = await dataplane.infer(model_name, infer_request, dict(request.headers))
+        payload, json_length = outputs.to_rest(answer)
         if json_length is None:
-            return Response(orjson.dumps(payload), media_type="application/json")
+            return Response(payload, media_type="application/json")
         return Response(
             payload,
             media_type="application/octet-stream",
             headers={INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)},
         )
 
+    @app.post("/v2/models/{model_name}/infer", tags=["V2"], response_model=None)
+    async def infer_any_version(model_name: str, request: Request) -> Response:
+        """V2 inference: JSON, or the binary-data extension with raw image bytes."""
+        return await infer(model_name, None, request)
+
+    @app.post(
+        "/v2/models/{model_name}/versions/{model_version}/infer", tags=["V2"], response_model=None
+    )
+    async def infer_version(model_name: str, model_version: str, request: Request) -> Response:
+        """V2 inference on the version served (the one `versions` lists); others: 404."""
+        return await infer(model_name, model_version, request)
+
     @app.get("/v2/models/{model_name}", tags=["V2"])
     async def model_metadata(model_name: str) -> JSONResponse:
         """Inputs and outputs, and which model file is live (`versions`, `parameters`)."""
         return JSONResponse(dataplane.get_model_from_registry(model_name).metadata())
+
+    @app.get("/v2/models/{model_name}/versions/{model_version}", tags=["V2"])
+    async def version_metadata(model_name: str, model_version: str) -> JSONResponse:
+        """The metadata, if `model_version` is the version served."""
+        model = cast(CatsDogsOtherModel, dataplane.get_model_from_registry(model_name))
+        model.check_version(model_version)
+        return JSONResponse(model.metadata())
+
+    @app.get("/v2/models/{model_name}/versions/{model_version}/ready", tags=["V2"])
+    async def version_ready(model_name: str, model_version: str) -> JSONResponse:
+        """Ready, if `model_version` is the version served and loaded."""
+        await served(model_name, model_version)
+        return JSONResponse({"name": model_name, "ready": True})
 
     @app.get("/v2/health/ready", tags=["V2"])
     async def server_ready() -> JSONResponse:
@@ -116,8 +150,7 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
     @app.post("/upload", tags=["course"], response_model=Prediction)
     async def upload(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's idiom)
         """The course's route: one image file as multipart part `file`."""
-        await model_ready_or_raise(MODEL_NAME)
-        model = dataplane.get_model_from_registry(MODEL_NAME)
+        model = await served(MODEL_NAME)
         values = await model.classify(ImageBatch(images=(await file.read(),)))
         return codec.prediction_rows(values)[0]
 
@@ -145,41 +178,25 @@ def install_error_answers(app: FastAPI) -> None:
     async def not_ready(_: Request, exc: ModelNotReady) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=503)
 
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's and FastAPI's own refusals (no such route, method not allowed), in the
+        # protocol's error shape instead of FastAPI's `{"detail": ...}`.
+        message = exc.detail
+        if exc.status_code == 404 and message == "Not Found":
+            message = "not found: no such route"
+        elif exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            message = f"method not allowed here; allowed: {exc.headers['Allow']}"
+        return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
+
+    async def invalid_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ())) or "request"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, 422)
+
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_parameters)  # type: ignore[arg-type]
     app.add_exception_handler(BadRequest, bad_request)
     app.add_exception_handler(ModelNotFound, unknown_model)
     app.add_exception_handler(ModelNotReady, not_ready)
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over `max_bytes` with 413 before reading them.
-
-    A declared Content-Length over the limit is refused at once; a chunked body is counted as
-    it arrives and the handler reading it gets `TooLarge`.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            message = f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
-            logger.warning("refused request: %s", message)
-            response = JSONResponse({"error": message}, status_code=413)
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise TooLarge(f"request body is over the limit of {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)

@@ -17,14 +17,19 @@ import sys
 
 import kserve
 from kserve.protocol.grpc.interceptors import LoggingInterceptor
+from starlette.middleware.gzip import GZipMiddleware
 
 from . import kserve_glue, logsafe
+from .bodies import BodyLimit, DecodedBody
 from .grpc_service import PredictorDataPlane, PredictorServicer, StatusInterceptor
-from .rest import BodyLimit, install_error_answers, install_routes
+from .rest import install_error_answers, install_routes
 from .settings import Settings
 from .sources import redact
 
 logger = logging.getLogger(__name__)
+
+# Smaller answers (one image's prediction is ~250 bytes) gain nothing from gzip but its cost.
+GZIP_MINIMUM_BYTES = 1024
 
 
 class ModelLoadFailed(RuntimeError):
@@ -96,8 +101,13 @@ class PredictorServer(kserve.ModelServer):
         asyncio.run(kserve_glue.serving(self))
 
     def _install_routes(self, app, dataplane) -> None:
-        """Ours before KServe's (ours win where paths overlap); the body limit outermost."""
-        app.add_middleware(BodyLimit, max_bytes=self.settings.max_request_bytes)
+        """Ours before KServe's (ours win where paths overlap). Middleware, outermost first:
+        responses gzipped when the client accepts it (as Triton does), the body limit on the
+        wire, then on the decoded body."""
+        limit = self.settings.max_request_bytes
+        app.add_middleware(DecodedBody, max_bytes=limit)
+        app.add_middleware(BodyLimit, max_bytes=limit)
+        app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
         install_routes(app, dataplane)
 
     async def _load(self, models: list[kserve.Model]) -> None:

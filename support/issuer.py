@@ -105,6 +105,15 @@ class Issuer:
         return jwt.encode(payload, key.private, algorithm=key.algorithm, headers=header)
 
 
+def issuer_env(issuer: Issuer) -> dict[str, str]:
+    """The proxy's settings for tokens from `issuer` (keys by discovery, either audience)."""
+    return {
+        "OAUTH2_ISSUER": issuer.url,
+        "OAUTH2_AUDIENCE": f"{AUDIENCE},{OTHER_AUDIENCE}",
+        "JWKS_MIN_REFRESH_SECONDS": "2",
+    }
+
+
 def dev_issuer(folder: Path) -> tuple[dict[str, str], str]:
     """A development issuer in `folder` (the proxy's own `dev-keys`): the proxy's settings for
     it, and a 2-hour token with the prediction scope. For the benchmarks' pods."""

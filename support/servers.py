@@ -57,9 +57,11 @@ class Process:
         return self.popen.returncode
 
 
-def start_predictor(model_path: str | Path, log_dir: Path, *args: str, **env: str) -> Process:
-    """Run `python -m predictor` on free ports; return once it has started (not necessarily
-    ready). Use `wait_ready` to wait for the model."""
+def start_predictor(
+    model_path: str | Path, log_dir: Path, *args: str, root: Path = ROOT, **env: str
+) -> Process:
+    """Run `python -m predictor` (from the checkout at `root`) on free ports; return once it has
+    started (not necessarily ready). Use `wait_ready` to wait for the model."""
     http_port, grpc_port = free_port(), free_port()
     log_path = log_dir / f"predictor-{http_port}.log"
     command = [
@@ -77,7 +79,7 @@ def start_predictor(model_path: str | Path, log_dir: Path, *args: str, **env: st
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},

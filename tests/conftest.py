@@ -1,4 +1,5 @@
-"""Session fixtures: a small Keras model of the contract's shape, and the real predictor on it."""
+"""Fixtures: a small Keras model of the contract's shape, the real predictor on it, a real issuer
+(discovery + JWKS over HTTP) and the real proxy in front of the predictor."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import pytest
 
 from support.contract_model import build_contract_model
-from support.servers import start_predictor, wait_ready
+from support.issuer import Issuer, issuer_env
+from support.servers import start_predictor, start_proxy, wait_ready
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,3 +38,23 @@ def predictor(model_file, tmp_path_factory):
         yield wait_ready(process)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    server = Issuer()
+    yield server
+    server.down()
+
+
+@pytest.fixture(scope="module")
+def proxy(issuer, predictor, tmp_path_factory):
+    """The proxy in front of the real predictor; keys found by OIDC discovery."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("proxy"),
+        **issuer_env(issuer),
+        UPSTREAM_HTTP=predictor.url,
+        UPSTREAM_GRPC=predictor.grpc_target,
+    )
+    yield process
+    process.stop()

@@ -65,6 +65,9 @@ async def serve(settings: Settings) -> None:
                 # After a refusal, what is left of the body is read and dropped for at most
                 # this long (so the client can read its answer), then the connection closes.
                 lingering_time=LINGER_SECONDS,
+                # Bodies pass as sent: a gzip request reaches the predictor still gzip (it
+                # decodes under its own limit), never inflated here for anonymous callers.
+                auto_decompress=False,
             )
             await runner.setup()
             await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()

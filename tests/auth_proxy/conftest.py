@@ -1,5 +1,5 @@
-"""Fixtures: a real issuer (discovery + JWKS over HTTP), an echoing upstream, and real proxy
-processes in front of the real predictor, the echo server, or nothing at all."""
+"""Fixtures: an echoing upstream, and real proxy processes in front of the echo server or of
+recorders (the issuer and the proxy in front of the predictor are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from support.issuer import AUDIENCE, OTHER_AUDIENCE, Issuer
+from support.issuer import issuer_env
 from support.servers import free_port, start_proxy
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    server = Issuer()
-    yield server
-    server.down()
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -72,27 +65,6 @@ def echo_url():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def issuer_env(issuer: Issuer) -> dict[str, str]:
-    return {
-        "OAUTH2_ISSUER": issuer.url,
-        "OAUTH2_AUDIENCE": f"{AUDIENCE},{OTHER_AUDIENCE}",
-        "JWKS_MIN_REFRESH_SECONDS": "2",
-    }
-
-
-@pytest.fixture(scope="module")
-def proxy(issuer, predictor, tmp_path_factory):
-    """The proxy in front of the real predictor; keys found by OIDC discovery."""
-    process = start_proxy(
-        tmp_path_factory.mktemp("proxy"),
-        **issuer_env(issuer),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
-    )
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

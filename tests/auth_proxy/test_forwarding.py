@@ -7,9 +7,8 @@ import httpx
 import pytest
 
 from support.clients import send_headers_only
+from support.issuer import issuer_env
 from support.servers import free_port, start_proxy
-
-from .conftest import issuer_env
 
 PUBLIC = ["/health", "/v2/health/live", "/v2/health/ready", "/v2/models/cats-dogs-other/ready"]
 PROTECTED = [

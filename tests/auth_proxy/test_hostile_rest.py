@@ -15,10 +15,8 @@ import pytest
 
 from support.clients import INFER, json_request, raw_exchange, status_of
 from support.images import rgb_jpeg
-from support.issuer import Issuer
+from support.issuer import Issuer, issuer_env
 from support.servers import start_proxy
-
-from .conftest import issuer_env
 
 METADATA = "/v2/models/cats-dogs-other"
 

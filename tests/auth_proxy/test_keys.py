@@ -8,10 +8,8 @@ import time
 import httpx
 import pytest
 
-from support.issuer import Issuer
+from support.issuer import Issuer, issuer_env
 from support.servers import free_port, start_proxy
-
-from .conftest import issuer_env
 
 METADATA = "/v2/models/cats-dogs-other"
 

@@ -37,7 +37,15 @@ def other_pins() -> dict[str, dict[str, str]]:
         "tests/requirements.txt": pins_in_lines(
             (ROOT / "tests" / "requirements.txt").read_text().splitlines()
         ),
+        "tests/requirements-v2-clients.txt": pins_in_lines(
+            (ROOT / "tests" / "requirements-v2-clients.txt").read_text().splitlines()
+        ),
     }
+
+
+# tritonclient 2.73 requires ml-dtypes<=0.5.4; it runs in an environment of its own for that
+# (tests/requirements-v2-clients.txt says why), the one place a pin may differ.
+ALLOWED_TO_DIFFER = {"tests/requirements-v2-clients.txt": {"ml-dtypes"}}
 
 
 @pytest.mark.parametrize("where", list(other_pins()))
@@ -48,7 +56,9 @@ def test_pins_agree_with_the_predictors_constraints(where):
     differ = {
         name: (version, expected[name])
         for name, version in pins.items()
-        if name in expected and expected[name] != version
+        if name in expected
+        and expected[name] != version
+        and name not in ALLOWED_TO_DIFFER.get(where, set())
     }
     assert not differ, f"{where} pins differ from predictor/constraints.txt: {differ}"
 
