@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
-                tests/requirements-v2-clients.txt auth-proxy/pyproject.toml
+                tests/requirements-v2-clients.txt auth-proxy/pyproject.toml tests/oidc/package-lock.json
 # tritonclient's own environment (see tests/requirements-v2-clients.txt), inside .venv.
 CLIENTS := $(VENV)/v2-clients
 
@@ -24,6 +24,9 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet -e ./auth-proxy -c predictor/constraints.txt
 	$(PYTHON) -m venv $(CLIENTS)
 	$(CLIENTS)/bin/python -m pip install --quiet -r tests/requirements-v2-clients.txt
+	# The OIDC provider the proxy's token tests run against (pinned by its package-lock.json).
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	cd tests/oidc && npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -116,8 +116,9 @@ def wait_exit(process: Process, timeout: float = 120) -> int:
         process.stop()
 
 
-def start_proxy(log_dir: Path, **env: str) -> Process:
-    """Run `python -m auth_proxy` on free ports with `env`; return once its admin port answers.
+def start_proxy(log_dir: Path, *, wait_for_keys: bool = True, **env: str) -> Process:
+    """Run `python -m auth_proxy` on free ports with `env`; return once its first key fetch is
+    over (ready, or not ready with the reason).
     `Process.http_port` is the REST door, `grpc_port` the gRPC door, `admin_port` its own."""
     http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
     log_path = log_dir / f"proxy-{http_port}.log"
@@ -142,8 +143,11 @@ def start_proxy(log_dir: Path, **env: str) -> Process:
         if popen.poll() is not None:
             raise RuntimeError(f"auth-proxy exited with {popen.returncode}:\n{process.log()}")
         with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{admin_port}/livez", timeout=1)
-            return process
+            ready = httpx.get(f"http://127.0.0.1:{admin_port}/readyz", timeout=1)
+            # The ports open before the first key fetch; wait for its outcome, either way.
+            fetched = ready.status_code == 200 or "not been fetched yet" not in ready.text
+            if fetched or not wait_for_keys:
+                return process
         time.sleep(0.05)
     process.stop()
     raise RuntimeError(f"auth-proxy did not start:\n{process.log()}")

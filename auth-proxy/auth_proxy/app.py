@@ -36,8 +36,10 @@ async def serve(settings: Settings) -> None:
             source=source,
             ttl_seconds=settings.jwks_ttl_seconds,
             min_refresh_seconds=settings.jwks_min_refresh_seconds,
+            algorithms=settings.rules.algorithms,
         )
-        await keys.refresh()
+        # The ports open at once (liveness answers); readiness and tokens follow the keys,
+        # which the refresher fetches now and then every TTL.
         refresher = asyncio.create_task(keys.keep_fresh())
         authorizer = Authorizer(settings.rules, keys)
 

@@ -3,7 +3,11 @@
 - Fetched at start-up, then again every TTL; a failed fetch keeps the last good keys.
 - A token naming an unknown `kid` triggers an immediate refetch (the issuer rotated its keys),
   at most once per `min_refresh_seconds`, so a flood of made-up `kid`s cannot hammer the issuer.
-- Until a first fetch succeeds, `ready` is false and `problem` says why.
+- Ready means holding a key that can verify one of the allowed algorithms; until then `ready`
+  is false and `problem` says why (nothing fetched yet, the fetch failed, an EC-only key set
+  when only RS256 is allowed...).
+- With OIDC discovery, the document's `issuer` must be OAUTH2_ISSUER exactly (OIDC Discovery
+  4.3): a mismatch (one trailing slash) would otherwise make every token "wrong issuer".
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import aiohttp
 import jwt
 
 from .metrics import KEY_FETCHES
-from .tokens import SigningKey
+from .tokens import SigningKey, can_verify
 
 logger = logging.getLogger(__name__)
 
@@ -60,21 +64,34 @@ class KeyCache:
         source: str,
         ttl_seconds: float,
         min_refresh_seconds: float,
+        algorithms: tuple[str, ...] = ("RS256",),
         clock: Callable[[], float] = time.monotonic,
     ):
         self._fetch = fetch
+        self.algorithms = tuple(algorithms)
         self.source = source
         self.ttl_seconds = ttl_seconds
         self.min_refresh_seconds = min_refresh_seconds
         self._clock = clock
         self.keys: dict[str, SigningKey] = {}
-        self.problem: str | None = "the signing keys have not been fetched yet"
+        self._problem: str | None = "the signing keys have not been fetched yet"
         self._last_attempt = float("-inf")
         self._lock = asyncio.Lock()
 
     @property
     def ready(self) -> bool:
-        return bool(self.keys)
+        return any(can_verify(k, a) for k in self.keys.values() for a in self.algorithms)
+
+    @property
+    def problem(self) -> str | None:
+        """Why not ready (or why the last fetch failed while older keys still serve)."""
+        if self._problem or self.ready:
+            return self._problem
+        held = ", ".join(sorted(self.keys)) or "none"
+        return (
+            f"no signing key from {self.source} can verify the allowed algorithms "
+            f"({', '.join(self.algorithms)}, OAUTH2_ALGORITHMS); the keys held: {held}"
+        )
 
     async def refresh(self) -> bool:
         """Fetch the key set now; on failure keep the keys we had. True if it succeeded."""
@@ -84,14 +101,16 @@ class KeyCache:
                 keys = parse_key_set(await self._fetch())
             except (KeySetError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 KEY_FETCHES.labels("failed").inc()
-                self.problem = f"cannot fetch the signing keys from {self.source}: {exc}"
+                self._problem = f"cannot fetch the signing keys from {self.source}: {exc}"
                 kept = "; keeping the last good keys" if self.keys else ""
-                logger.warning("%s%s", self.problem, kept)
+                logger.warning("%s%s", self._problem, kept)
                 return False
             KEY_FETCHES.labels("ok").inc()
             if set(keys) != set(self.keys):
                 logger.info("signing keys from %s: %s", self.source, ", ".join(sorted(keys)))
-            self.keys, self.problem = keys, None
+            self.keys, self._problem = keys, None
+            if not self.ready:
+                logger.warning("%s", self.problem)
             return True
 
     async def refresh_for_unknown_kid(self) -> bool:
@@ -101,10 +120,10 @@ class KeyCache:
         return await self.refresh()
 
     async def keep_fresh(self) -> None:
-        """Refresh every TTL; while no keys were ever fetched, retry every few seconds."""
+        """Fetch now, then every TTL; while not ready, retry every few seconds."""
         while True:
-            await asyncio.sleep(self.ttl_seconds if self.ready else min(5.0, self.ttl_seconds))
             await self.refresh()
+            await asyncio.sleep(self.ttl_seconds if self.ready else min(5.0, self.ttl_seconds))
 
 
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -145,7 +164,14 @@ def fetcher(
         uri = jwks_uri
         if uri is None:
             discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
-            uri = (await get_json(discovery)).get("jwks_uri")
+            document = await get_json(discovery)
+            if document.get("issuer") != issuer:
+                raise KeySetError(
+                    f"{discovery} says the issuer is {str(document.get('issuer'))[:200]!r}, "
+                    f"not OAUTH2_ISSUER {issuer!r}: they must be identical (OIDC Discovery 4.3), "
+                    "as tokens carry the provider's value in `iss`"
+                )
+            uri = document.get("jwks_uri")
             if not isinstance(uri, str):
                 raise KeySetError(f"{discovery} names no jwks_uri")
         return await get_json(uri)

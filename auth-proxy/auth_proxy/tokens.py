@@ -141,6 +141,27 @@ def _key_for(kid: object, algorithm: str, keys: Mapping[str, SigningKey]):
     return signing_key.key
 
 
+_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1", "ES256K": "secp256k1"}
+
+
+def can_verify(signing_key: SigningKey, algorithm: str) -> bool:
+    """Whether `signing_key` can check a signature made with `algorithm` (RFC 7518): an RSA key
+    for RS*/PS*, an EC key on the algorithm's curve for ES*, an Ed25519/Ed448 key for EdDSA;
+    and the algorithm the JWK declares, if it declares one."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    if signing_key.algorithm and signing_key.algorithm != algorithm:
+        return False
+    key = signing_key.key
+    if isinstance(key, rsa.RSAPublicKey):
+        return algorithm[:2] in ("RS", "PS")
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _CURVES.get(algorithm) == key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return algorithm in ("EdDSA", "Ed25519", "Ed448")
+    return False
+
+
 def numeric_date(claims: dict, name: str) -> float | None:
     """RFC 7519 §2 NumericDate: a finite JSON number (not a boolean, not a string), or None."""
     value = claims.get(name)

@@ -24,7 +24,7 @@ def test_defaults():
     assert settings.rules.scope == "get::prediction"
     assert settings.rules.algorithms == ("RS256",)
     assert settings.rules.leeway_seconds == 60
-    assert settings.jwks_ttl_seconds == 600
+    assert settings.jwks_ttl_seconds == 300
     assert settings.upstream_http == "http://127.0.0.1:8080"
     assert settings.upstream_grpc == "127.0.0.1:8081"
     assert "/v2/models/cats-dogs-other/ready" in settings.public_paths

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The deploy workflow's smoke test, as a script the test suite runs too (against a local proxy
+# and a real OIDC provider): tools/smoke_test.sh <base URL of the proxy's REST door>
+#
+# Probes need no token; a request without one is refused; with OAUTH2_CLIENT_ID and
+# OAUTH2_CLIENT_SECRET set (and OAUTH2_ISSUER, OAUTH2_AUDIENCE), a token from the issuer's
+# client-credentials grant (tools/oauth2_token.py) classifies the course's cat.
+set -euo pipefail
+base="${1:?usage: tools/smoke_test.sh <base URL>}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+
+curl -fsS "$base/health"; echo
+curl -fsS "$base/v2/models/cats-dogs-other/ready"; echo
+status="$(curl -sS -o /dev/null -w '%{http_code}' -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"
+if [ "$status" != 401 ]; then
+  echo "smoke test: /upload without a token answered $status, not 401" >&2
+  exit 1
+fi
+if [ -z "${OAUTH2_CLIENT_ID:-}" ] || [ -z "${OAUTH2_CLIENT_SECRET:-}" ]; then
+  echo "no OAUTH2_CLIENT_ID / OAUTH2_CLIENT_SECRET: authenticated smoke test skipped"
+  exit 0
+fi
+token="$(python3 "$here/tools/oauth2_token.py")"
+answer="$(curl -fsS -H "Authorization: Bearer $token" -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"
+echo "$answer"
+case "$answer" in
+  *'"prediction"'*) echo "smoke test passed" ;;
+  *) echo "smoke test: no prediction in the answer" >&2; exit 1 ;;
+esac
