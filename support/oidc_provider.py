@@ -27,6 +27,8 @@ SCOPE = "get::prediction"
 OTHER = "read::reports"
 CLIENT = ("m2m-client", "m2m-secret-do-not-log")
 NO_SCOPE_CLIENT = ("m2m-no-scope", "other-secret-do-not-log")
+# Characters RFC 6749 2.3.1 says to form-encode before HTTP Basic: a client with all of them.
+ODD_CLIENT = ("odd:client id", "p@ss:w+rd/%~ x")
 
 
 def install() -> None:
@@ -64,6 +66,7 @@ class OidcProvider:
         path = self.folder / f"provider-{self.port}.json"
         clients = [
             {"client_id": CLIENT[0], "client_secret": CLIENT[1], "scope": SCOPE},
+            {"client_id": ODD_CLIENT[0], "client_secret": ODD_CLIENT[1], "scope": SCOPE},
             # Granted another scope only (oidc-provider wants a non-empty one).
             {"client_id": NO_SCOPE_CLIENT[0], "client_secret": NO_SCOPE_CLIENT[1], "scope": OTHER},
         ]
@@ -104,7 +107,11 @@ class OidcProvider:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def rotate(self) -> None:
         """Restart with a new key set (new kids): tokens are signed with the new keys at once."""

@@ -1,5 +1,7 @@
 """Get an access token for the API with the OAuth2 client-credentials grant, from any OIDC
-provider (Auth0, Keycloak / Red Hat build of Keycloak, Okta, Entra ID, panva's oidc-provider...).
+provider that implements RFC 6749 and RFC 8707 or Auth0's `audience` (Auth0, Keycloak / Red Hat
+build of Keycloak, Okta, panva's oidc-provider...; not Entra ID, whose v2 endpoint refuses
+`resource` and wants `scope=<app>/.default`).
 
     OAUTH2_ISSUER=https://issuer/ OAUTH2_AUDIENCE=https://api OAUTH2_CLIENT_ID=... \\
     OAUTH2_CLIENT_SECRET=... python3 tools/oauth2_token.py   # prints the access token
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import sys
@@ -30,18 +33,53 @@ class TokenError(Exception):
     """The provider could not be asked, or refused; the message says which and why."""
 
 
+AUTH_METHODS = {"basic": "basic", "client_secret_basic": "basic", "post": "post"}
+AUTH_METHODS["client_secret_post"] = "post"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the client's credentials to wherever it points: refused."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise TokenError(f"{req.full_url} redirects (HTTP {code}) to {newurl[:200]}: refused")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _check_secure(url: str) -> None:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise TokenError(f"{url[:200]} is not https: credentials go over https only")
+
+
+def _printable(text: object, limit: int = 200) -> str:
+    """Provider-written text, safe for a log or a workflow's output: printable ASCII, cut."""
+    return "".join(c if " " <= c <= "~" else "?" for c in str(text))[:limit]
+
+
 def _get_json(request: urllib.request.Request | str, timeout: float) -> dict:
     url = request.full_url if isinstance(request, urllib.request.Request) else request
+    _check_secure(url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.load(response)
+        with _OPENER.open(request, timeout=timeout) as response:
+            document = json.load(response)
     except urllib.error.HTTPError as exc:
-        detail = exc.read(2000).decode("utf-8", "replace")
-        raise TokenError(f"{url} answered HTTP {exc.code}: {detail}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise TokenError(f"cannot reach {url}: {exc}") from None
+        # Only the RFC 6749 5.2 fields: an echo of the request (a secret in a POST body) must
+        # not be printed back.
+        try:
+            answer = json.loads(exc.read(4000))
+            said = f"{answer.get('error')}: {answer.get('error_description', '')}"
+        except (ValueError, AttributeError):
+            said = "(no OAuth2 error object)"
+        raise TokenError(f"{url} answered HTTP {exc.code}: {_printable(said)}") from None
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        raise TokenError(f"cannot reach {url}: {_printable(exc)}") from None
     except ValueError:
         raise TokenError(f"{url} did not answer JSON") from None
+    if not isinstance(document, dict):
+        raise TokenError(f"{url} did not answer a JSON object")
+    return document
 
 
 def token_endpoint(issuer: str, timeout: float = 10) -> str:
@@ -65,6 +103,11 @@ def get_token(
     timeout: float = 10,
 ) -> str:
     """An access token for `audience` by the client-credentials grant."""
+    if auth not in AUTH_METHODS:
+        raise TokenError(
+            f"unknown client authentication {auth!r}: one of {', '.join(AUTH_METHODS)}"
+        )
+    auth = AUTH_METHODS[auth]
     form = {"grant_type": "client_credentials", "resource": audience, "audience": audience}
     if scope:
         form["scope"] = scope
@@ -90,7 +133,7 @@ def get_token(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Get an OAuth2 access token (client credentials).")
     env = os.environ.get
     parser.add_argument("--issuer", default=env("OAUTH2_ISSUER"))
     parser.add_argument("--audience", default=(env("OAUTH2_AUDIENCE") or "").split(",")[0])
@@ -98,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default=env("OAUTH2_CLIENT_SECRET"))
     parser.add_argument("--scope", default=env("OAUTH2_SCOPE") or "get::prediction")
     parser.add_argument(
-        "--auth", choices=["basic", "post"], default=env("OAUTH2_CLIENT_AUTH") or "basic"
+        "--auth",
+        default=env("OAUTH2_CLIENT_AUTH") or "basic",
+        help="basic (client_secret_basic) or post (client_secret_post)",
     )
     args = parser.parse_args(argv)
     missing = [

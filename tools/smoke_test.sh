@@ -7,21 +7,24 @@
 # client-credentials grant (tools/oauth2_token.py) classifies the course's cat.
 set -euo pipefail
 base="${1:?usage: tools/smoke_test.sh <base URL>}"
+base="${base%/}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
-curl -fsS "$base/health"; echo
-curl -fsS "$base/v2/models/cats-dogs-other/ready"; echo
+curl -sS --fail-with-body "$base/health"; echo
+curl -sS --fail-with-body "$base/v2/models/cats-dogs-other/ready"; echo
 status="$(curl -sS -o /dev/null -w '%{http_code}' -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"
 if [ "$status" != 401 ]; then
   echo "smoke test: /upload without a token answered $status, not 401" >&2
   exit 1
 fi
-if [ -z "${OAUTH2_CLIENT_ID:-}" ] || [ -z "${OAUTH2_CLIENT_SECRET:-}" ]; then
+if [ -z "${OAUTH2_CLIENT_ID:-}" ] && [ -z "${OAUTH2_CLIENT_SECRET:-}" ]; then
   echo "no OAUTH2_CLIENT_ID / OAUTH2_CLIENT_SECRET: authenticated smoke test skipped"
   exit 0
 fi
-token="$(python3 "$here/tools/oauth2_token.py")"
-answer="$(curl -fsS -H "Authorization: Bearer $token" -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"
+token="$(python3 "$here/tools/oauth2_token.py")"  # exits 2 naming what is missing
+# The token goes to curl on stdin (a header file), not on its command line.
+answer="$(printf 'Authorization: Bearer %s\n' "$token" | curl -sS --fail-with-body -H @- \
+  -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"
 echo "$answer"
 case "$answer" in
   *'"prediction"'*) echo "smoke test passed" ;;

@@ -41,7 +41,7 @@ def insufficient_scope(description: str, scope: str) -> Refusal:
 
 
 def keys_unavailable(description: str) -> Refusal:
-    """No signing key was ever fetched: the fault is ours, not the token's (503, not 401)."""
+    """No usable signing key is held: the fault is ours, not the token's (503, not 401)."""
     return Refusal(503, "temporarily_unavailable", description)
 
 

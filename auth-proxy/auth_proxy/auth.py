@@ -52,7 +52,10 @@ class Authorizer:
     async def authorize(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if not self.keys.ready:
-            raise answers.keys_unavailable(self.keys.problem or "no signing keys")
+            # Why (URLs, kids, the issuer's answer) is for /readyz and the log, not for callers.
+            raise answers.keys_unavailable(
+                "the proxy holds no signing key to check tokens with yet; try again shortly"
+            )
         passed = self._passed.get(token)
         if passed is not None:
             key_set, principal = passed

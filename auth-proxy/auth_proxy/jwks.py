@@ -74,13 +74,15 @@ class KeyCache:
         self.min_refresh_seconds = min_refresh_seconds
         self._clock = clock
         self.keys: dict[str, SigningKey] = {}
+        self._ready = False
         self._problem: str | None = "the signing keys have not been fetched yet"
         self._last_attempt = float("-inf")
         self._lock = asyncio.Lock()
 
     @property
     def ready(self) -> bool:
-        return any(can_verify(k, a) for k in self.keys.values() for a in self.algorithms)
+        """A key that can verify an allowed algorithm is held (decided at each fetch)."""
+        return self._ready
 
     @property
     def problem(self) -> str | None:
@@ -96,28 +98,43 @@ class KeyCache:
     async def refresh(self) -> bool:
         """Fetch the key set now; on failure keep the keys we had. True if it succeeded."""
         async with self._lock:
-            self._last_attempt = self._clock()
-            try:
-                keys = parse_key_set(await self._fetch())
-            except (KeySetError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                KEY_FETCHES.labels("failed").inc()
-                self._problem = f"cannot fetch the signing keys from {self.source}: {exc}"
-                kept = "; keeping the last good keys" if self.keys else ""
-                logger.warning("%s%s", self._problem, kept)
-                return False
-            KEY_FETCHES.labels("ok").inc()
-            if set(keys) != set(self.keys):
-                logger.info("signing keys from %s: %s", self.source, ", ".join(sorted(keys)))
-            self.keys, self._problem = keys, None
-            if not self.ready:
-                logger.warning("%s", self.problem)
-            return True
+            return await self._refresh_locked()
 
     async def refresh_for_unknown_kid(self) -> bool:
-        """Refetch because a token named a key we lack, unless we fetched very recently."""
+        """Refetch because a token named a key we lack, unless we fetched very recently. Checked
+        again under the lock: requests that queued behind a slow fetch do not each fetch again."""
         if self._clock() - self._last_attempt < self.min_refresh_seconds:
             return False
-        return await self.refresh()
+        async with self._lock:
+            if self._clock() - self._last_attempt < self.min_refresh_seconds:
+                return False
+            return await self._refresh_locked()
+
+    async def _refresh_locked(self) -> bool:
+        self._last_attempt = self._clock()
+        try:
+            keys = parse_key_set(await self._fetch())
+            usable = any(can_verify(k, a) for k in keys.values() for a in self.algorithms)
+            if not usable and self.ready:
+                raise KeySetError(
+                    "the new key set holds no key for the allowed algorithms "
+                    f"({', '.join(self.algorithms)}): {', '.join(sorted(keys))}"
+                )
+        except Exception as exc:
+            KEY_FETCHES.labels("failed").inc()
+            detail = str(exc) if isinstance(exc, KeySetError | OSError) else repr(exc)[:300]
+            self._problem = f"cannot fetch the signing keys from {self.source}: {detail}"
+            kept = "; keeping the last good keys" if self.keys else ""
+            logger.warning("%s%s", self._problem, kept)
+            return False
+        KEY_FETCHES.labels("ok").inc()
+        if set(keys) != set(self.keys):
+            logger.info("signing keys from %s: %s", self.source, ", ".join(sorted(keys)))
+        self.keys, self._problem = keys, None
+        self._ready = usable
+        if not usable:
+            logger.warning("%s", self.problem)
+        return True
 
     async def keep_fresh(self) -> None:
         """Fetch now, then every TTL; while not ready, retry every few seconds."""
@@ -165,6 +182,8 @@ def fetcher(
         if uri is None:
             discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
             document = await get_json(discovery)
+            if not isinstance(document, dict):
+                raise KeySetError(f"{discovery} is not a JSON object")
             if document.get("issuer") != issuer:
                 raise KeySetError(
                     f"{discovery} says the issuer is {str(document.get('issuer'))[:200]!r}, "

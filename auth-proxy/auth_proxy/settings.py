@@ -30,6 +30,11 @@ DEFAULT_PUBLIC_GRPC_METHODS = PUBLIC_GRPC_ALLOWED
 # Never accepted, whatever OAUTH2_ALGORITHMS says: no signature, or a shared secret that a
 # public JWKS key could be abused as (the RS256 -> HS256 key-confusion attack).
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
+# The public-key signature algorithms a token may use (tokens.KEY_NEEDED says with which key).
+SIGNATURE_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    | {"ES256", "ES256K", "ES384", "ES512", "EdDSA"}
+)
 
 
 class SettingsError(ValueError):
@@ -181,6 +186,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     forbidden = [a for a in algorithms if a in FORBIDDEN_ALGORITHMS or a.lower() == "none"]
     if forbidden:
         raise SettingsError(f"OAUTH2_ALGORITHMS may not include {', '.join(forbidden)}")
+    unknown = [a for a in algorithms if a not in SIGNATURE_ALGORITHMS]
+    if unknown:
+        raise SettingsError(
+            f"OAUTH2_ALGORITHMS: unknown {', '.join(unknown)[:100]}; "
+            f"one or more of {', '.join(sorted(SIGNATURE_ALGORITHMS))}"
+        )
     rules = TokenRules(
         issuer=issuer,
         audiences=v["OAUTH2_AUDIENCE"],

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .settings import FORBIDDEN_ALGORITHMS, TokenRules
 
@@ -141,24 +142,33 @@ def _key_for(kid: object, algorithm: str, keys: Mapping[str, SigningKey]):
     return signing_key.key
 
 
-_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1", "ES256K": "secp256k1"}
+# What each allowed signature algorithm needs (RFC 7518, RFC 8037): the key type, and the curve.
+KEY_NEEDED: dict[str, tuple[str, str | None]] = {
+    **{f"{family}{bits}": ("RSA", None) for family in ("RS", "PS") for bits in (256, 384, 512)},
+    "ES256": ("EC", "secp256r1"),
+    "ES256K": ("EC", "secp256k1"),
+    "ES384": ("EC", "secp384r1"),
+    "ES512": ("EC", "secp521r1"),
+    "EdDSA": ("OKP", None),
+}
 
 
 def can_verify(signing_key: SigningKey, algorithm: str) -> bool:
-    """Whether `signing_key` can check a signature made with `algorithm` (RFC 7518): an RSA key
-    for RS*/PS*, an EC key on the algorithm's curve for ES*, an Ed25519/Ed448 key for EdDSA;
-    and the algorithm the JWK declares, if it declares one."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-
+    """Whether `signing_key` can check a signature made with `algorithm`: an RSA key for RS*/PS*,
+    an EC key on the algorithm's curve for ES*, an Ed25519/Ed448 key for EdDSA; and the
+    algorithm the JWK declares, if it declares one."""
     if signing_key.algorithm and signing_key.algorithm != algorithm:
         return False
+    needed = KEY_NEEDED.get(algorithm)
     key = signing_key.key
+    if needed is None:
+        return False
     if isinstance(key, rsa.RSAPublicKey):
-        return algorithm[:2] in ("RS", "PS")
+        return needed[0] == "RSA"
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return _CURVES.get(algorithm) == key.curve.name
+        return needed == ("EC", key.curve.name)
     if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return algorithm in ("EdDSA", "Ed25519", "Ed448")
+        return needed[0] == "OKP"
     return False
 
 

@@ -1,6 +1,7 @@
 """The Open Inference Protocol (V2), proven with clients nobody here wrote: NVIDIA's tritonclient
 and KServe's own, over REST and gRPC, straight to the predictor and through the proxy with a
-token. Every photo must give the same values through every client, form and door."""
+token from a real OIDC provider. Every photo must give the same values through every client,
+form and door."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from predictor.contract import LABELS, PIXELS_SHAPE
 from predictor.imaging import ImageLimits, decode_image
 from support import images
 from support.clients import INFER, json_request, values_of
+from support.oidc_provider import AUDIENCE, CLIENT, OidcProvider
+from support.servers import start_proxy
 from support.v2_clients import Call, Door, KServe, Refused, TritonWorker
+from tools.oauth2_token import get_token
 
 PHOTOS = [images.CAT.read_bytes()] + [p.read_bytes() for p in images.shared_photo_paths(2)]
 if len(PHOTOS) < 3:  # ../shared absent: synthetic photos of the same shapes instead
@@ -25,12 +29,27 @@ TRITON = CLIENTS[:2]
 CLASSIFICATION = re.compile(r"^(\d+\.\d{6}):(\d):(Cat|Dog|Other)$")
 
 
+@pytest.fixture(scope="module")
+def provider_proxy(predictor, tmp_path_factory):
+    """The proxy in front of the predictor, its tokens from a real OIDC provider."""
+    folder = tmp_path_factory.mktemp("conformance-proxy")
+    provider = OidcProvider(folder)
+    process = start_proxy(
+        folder,
+        **provider.proxy_settings(),
+        UPSTREAM_HTTP=predictor.url,
+        UPSTREAM_GRPC=predictor.grpc_target,
+    )
+    yield process, get_token(provider.url, AUDIENCE, *CLIENT)
+    process.stop()
+    provider.stop()
+
+
 @pytest.fixture(scope="module", params=["predictor", "proxy"])
-def door(request, predictor, issuer) -> Door:
+def door(request, predictor) -> Door:
     if request.param == "predictor":
         return Door("predictor", f"127.0.0.1:{predictor.http_port}", predictor.grpc_target)
-    proxy = request.getfixturevalue("proxy")
-    token = issuer.token()
+    proxy, token = request.getfixturevalue("provider_proxy")
     return Door(
         "proxy",
         f"127.0.0.1:{proxy.http_port}",

@@ -79,6 +79,7 @@ def service_port(local: LocalPod, documents, name: str) -> int:
 def test_the_pod_checks_through_the_service_ports(pod):
     local, documents, token = pod
     local.wait_for("predictor", "readinessProbe", limit=300)
+    local.wait_for("auth-proxy", "readinessProbe", limit=60)  # its keys: fetched after start
     rest = f"http://127.0.0.1:{service_port(local, documents, 'http')}"
     check_pod(rest, f"127.0.0.1:{service_port(local, documents, 'grpc')}", token)
 

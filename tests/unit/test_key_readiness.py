@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from auth_proxy.jwks import KeyCache
-from auth_proxy.tokens import SigningKey, can_verify
+from auth_proxy.settings import SIGNATURE_ALGORITHMS
+from auth_proxy.tokens import KEY_NEEDED, SigningKey, can_verify
 
 RSA = rsa.generate_private_key(65537, 2048).public_key()
 P256 = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -31,6 +32,8 @@ ED = ed25519.Ed25519PrivateKey.generate().public_key()
         (SigningKey(ED), "EdDSA", True),
         (SigningKey(ED), "ES256", False),
         (SigningKey(object()), "RS256", False),
+        (SigningKey(RSA), "RS265", False),  # not an algorithm
+        (SigningKey(RSA), "RSA-OAEP", False),  # an encryption algorithm
     ],
 )
 def test_can_verify(key, algorithm, expected):
@@ -72,3 +75,32 @@ def test_nothing_fetched_yet_is_not_ready():
 
     keys = KeyCache(never, source="test", ttl_seconds=600, min_refresh_seconds=0)
     assert not keys.ready and "not been fetched yet" in (keys.problem or "")
+
+
+def test_every_allowed_algorithm_names_the_key_it_needs():
+    assert set(KEY_NEEDED) == SIGNATURE_ALGORITHMS
+
+
+def test_a_key_set_without_an_allowed_key_does_not_replace_good_keys():
+    from jwt.algorithms import RSAAlgorithm
+
+    rsa_set = {"keys": [{**RSAAlgorithm.to_jwk(RSA, as_dict=True), "kid": "rsa-1"}]}
+    answers = [rsa_set, ec_jwks()]
+
+    async def fetch() -> dict:
+        return answers.pop(0)
+
+    keys = KeyCache(fetch, source="test", ttl_seconds=600, min_refresh_seconds=0)
+    assert asyncio.run(keys.refresh()) and keys.ready
+    assert not asyncio.run(keys.refresh())
+    assert keys.ready and set(keys.keys) == {"rsa-1"}
+    assert "no key for the allowed algorithms" in (keys.problem or "")
+
+
+def test_whatever_an_issuer_sends_is_a_failed_fetch_not_a_dead_refresher():
+    async def fetch() -> dict:
+        return {"keys": [{"kty": "RSA", "alg": ["RS256"], "n": "x", "e": "AQAB"}]}
+
+    keys = KeyCache(fetch, source="test", ttl_seconds=600, min_refresh_seconds=0)
+    assert asyncio.run(keys.refresh()) is False
+    assert not keys.ready and keys.problem
