@@ -26,8 +26,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(CLIENTS)/bin/python -m pip install --quiet -r tests/requirements-v2-clients.txt
 	# The OIDC provider the proxy's token tests run against (pinned by its package-lock.json).
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	node -e 'const [a, b] = process.versions.node.split(".").map(Number); \
-	  if (a < 20 || (a === 20 && b < 12)) { console.error("oidc-provider needs Node.js >= 20.12, not " + process.version); process.exit(1) }'
+	node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a == 20 && b < 12)) { console.error("oidc-provider needs Node.js >= 20.12, not " + process.version); process.exit(1) }'
 	cd tests/oidc && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $(STAMP)
 

@@ -5,7 +5,8 @@ Two things kserve 0.21's `ModelServer` does not do:
   so both listen on a configurable host (loopback by default);
 - it refuses to start until a model is ready, so a slow model download looks like a dead
   process. Here the servers start first (`/v2/health/live` answers at once, readiness is false),
-  the model loads in a worker thread, and a load that fails ends the process non-zero.
+  the model loads in a worker thread, and a load that fails ends the process with exit 1 and
+  one ERROR line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import sys
+from typing import NoReturn
 
 import kserve
 from kserve.protocol.grpc.interceptors import LoggingInterceptor
@@ -32,8 +35,17 @@ logger = logging.getLogger(__name__)
 GZIP_MINIMUM_BYTES = 1024
 
 
-class ModelLoadFailed(RuntimeError):
-    """The model could not be loaded; the process must end so Kubernetes restarts it."""
+def fail_to_load(message: str) -> NoReturn:
+    """One ERROR line naming the model and the cause, then exit 1 at once. An orderly shutdown
+    from inside the running servers prints 70-odd more lines (uvicorn's lifespan error, gRPC's
+    "Event loop is closed", un-awaited coroutines) that say nothing more: the process has served
+    no inference, and Kubernetes restarts it."""
+    logger.error("%s", message)
+    for handler in logging.getLogger("predictor").handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 class PredictorServer(kserve.ModelServer):
@@ -118,9 +130,7 @@ class PredictorServer(kserve.ModelServer):
                 await loop.run_in_executor(None, model.load)
             except Exception as exc:
                 where = redact(getattr(model, "model_uri", ""))
-                raise ModelLoadFailed(
-                    f"cannot load model {model.name} from {where}: {redact(str(exc))}"
-                ) from exc
+                fail_to_load(f"cannot load model {model.name} from {where}: {redact(str(exc))}")
         # TensorFlow and Keras leave ~10^6 long-lived objects; a full garbage collection that
         # walks them all stalls every thread, the event loop included, for 100+ ms. Freezing
         # them into the permanent generation keeps collections to what requests allocate.

@@ -104,8 +104,11 @@ def test_a_model_that_cannot_load_ends_the_process_with_one_clear_line(
 ):
     process = start_predictor(make_path(tmp_path), tmp_path)
     assert wait_exit(process) == 1
-    errors = [line for line in process.log().splitlines() if " ERROR " in line]
+    lines = process.log().splitlines()
+    errors = [line for line in lines if " ERROR " in line]
     assert len(errors) == 1, process.log()[-3000:]
+    assert lines[-1] == errors[0], "nothing after the one line"
+    assert "Traceback" not in process.log() and "Event loop is closed" not in process.log()
     assert "cannot load model cats-dogs-other" in errors[0]
     assert message in errors[0]
 
