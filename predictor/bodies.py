@@ -49,7 +49,7 @@ class BodyLimit:
     """ASGI middleware: refuse request bodies over `max_bytes` with 413 before reading them.
 
     A declared Content-Length over the limit is refused at once; a chunked body is counted as
-    it arrives and the handler reading it gets `TooLarge`.
+    it arrives and the handler reading it gets a 413 (`BodyRefused`).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int):
