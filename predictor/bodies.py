@@ -41,8 +41,16 @@ class BodyRefused(HTTPException):
 
 
 def refused(problem: BadRequest) -> BodyRefused:
+    """For a refusal raised while a route reads the body."""
     logger.warning("refused request: %s", problem)
     return BodyRefused(int(problem.http_status), str(problem))
+
+
+async def refuse_now(problem: BadRequest, scope: Scope, receive: Receive, send: Send, **headers):
+    """For a refusal before the route runs: the answer sent from the middleware."""
+    logger.warning("refused request: %s", problem)
+    answer = JSONResponse({"error": str(problem)}, int(problem.http_status), headers=headers)
+    await answer(scope, receive, send)
 
 
 class BodyLimit:
@@ -62,10 +70,10 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            message = f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
-            logger.warning("refused request: %s", message)
-            response = JSONResponse({"error": message}, status_code=413)
-            await response(scope, receive, send)
+            size = f"request body of {int(declared)} bytes"
+            await refuse_now(
+                TooLarge(f"{size} is over the limit of {self.max_bytes}"), scope, receive, send
+            )
             return
         received = 0
 
@@ -109,11 +117,7 @@ class DecodedBody:
             problem = UnsupportedEncoding(
                 f"request bodies are decoded from {ACCEPTED} only, not {', '.join(codings)[:80]!r}"
             )
-            logger.warning("refused request: %s", problem)
-            answer = JSONResponse(
-                {"error": str(problem)}, problem.http_status, headers={"Accept-Encoding": ACCEPTED}
-            )
-            await answer(scope, receive, send)
+            await refuse_now(problem, scope, receive, send, **{"Accept-Encoding": ACCEPTED})
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in DESCRIBE_THE_WIRE]
         decoding = _Decoding(codings[0], self.max_bytes)

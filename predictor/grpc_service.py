@@ -13,38 +13,26 @@ part of the V2 protocol and answer UNIMPLEMENTED.
 from __future__ import annotations
 
 import logging
-from typing import cast
 
 from grpc import ServicerContext, StatusCode, aio
 from kserve import InferRequest
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
-from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.utils.utils import to_headers
 
 from . import outputs
+from .dataplane import PredictorDataPlane
 from .errors import BadRequest
-from .model import CatsDogsOtherModel
 
-# What `/v2` and `ServerMetadata` advertise: the binary tensor extension (REST binary data, gRPC
-# raw contents) and classification (`outputs.py`), both on both protocols. Not KServe's
-# `model_repository_extension`: it is not served.
-EXTENSIONS = ("binary_tensor_data", "classification")
 REPOSITORY_CLOSED = "the model-repository extension is not served: the model is fixed at start-up"
-
-
-class PredictorDataPlane(DataPlane):
-    def metadata(self) -> dict:
-        return {**super().metadata(), "extensions": list(EXTENSIONS)}
-
 
 logger = logging.getLogger(__name__)
 
 
 class PredictorServicer(InferenceServicer):
-    def __init__(self, data_plane: DataPlane, model_repository_extension):
+    def __init__(self, data_plane: PredictorDataPlane, model_repository_extension):
         super().__init__(data_plane, model_repository_extension)
         self.data_plane = data_plane  # our own reference: KServe's is private
 
@@ -62,18 +50,12 @@ class PredictorServicer(InferenceServicer):
     async def RepositoryModelUnload(self, request, context: ServicerContext):
         await context.abort(StatusCode.UNIMPLEMENTED, REPOSITORY_CLOSED)
 
-    def _served(self, name: str, version: str) -> CatsDogsOtherModel:
-        """The model by name (NOT_FOUND if none), serving `version` if one is named."""
-        model = cast(CatsDogsOtherModel, self.data_plane.get_model_from_registry(name))
-        model.check_version(version)
-        return model
-
     async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
-        self._served(request.name, request.version)
+        self.data_plane.model_serving(request.name, request.version)
         return pb.ModelReadyResponse(ready=await self.data_plane.model_ready(request.name))
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
-        metadata = self._served(request.name, request.version).metadata()
+        metadata = self.data_plane.model_serving(request.name, request.version).metadata()
         return pb.ModelMetadataResponse(
             name=metadata["name"],
             versions=metadata["versions"],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -28,13 +27,13 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import ModelNotFound, ModelNotReady
-from kserve.protocol.dataplane import DataPlane
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from . import codec, outputs
 from .codec import ImageBatch
 from .contract import MODEL_NAME
+from .dataplane import PredictorDataPlane
 from .errors import BadRequest
 from .model import CatsDogsOtherModel
 
@@ -53,7 +52,7 @@ OPENAPI_URL = "/openapi.json"  # FastAPI's default, which KServe's app keeps
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
+def install_routes(app: FastAPI, dataplane: PredictorDataPlane) -> None:
     """Add the predictor's routes; call before KServe registers its own."""
 
     @app.api_route(REPOSITORY_PREFIX + "/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
@@ -74,9 +73,7 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
         """The model, ready, and serving `version` if one is named."""
         if not await dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
             raise ModelNotReady(model_name)
-        model = cast(CatsDogsOtherModel, dataplane.get_model_from_registry(model_name))
-        model.check_version(version)
-        return model
+        return dataplane.model_serving(model_name, version)
 
     async def infer(model_name: str, version: str | None, request: Request) -> Response:
         await served(model_name, version)
@@ -120,9 +117,7 @@ def install_routes(app: FastAPI, dataplane: DataPlane) -> None:
     @app.get("/v2/models/{model_name}/versions/{model_version}", tags=["V2"])
     async def version_metadata(model_name: str, model_version: str) -> JSONResponse:
         """The metadata, if `model_version` is the version served."""
-        model = cast(CatsDogsOtherModel, dataplane.get_model_from_registry(model_name))
-        model.check_version(model_version)
-        return JSONResponse(model.metadata())
+        return JSONResponse(dataplane.model_serving(model_name, model_version).metadata())
 
     @app.get("/v2/models/{model_name}/versions/{model_version}/ready", tags=["V2"])
     async def version_ready(model_name: str, model_version: str) -> JSONResponse:

@@ -24,7 +24,8 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from . import kserve_glue, logsafe
 from .bodies import BodyLimit, DecodedBody
-from .grpc_service import PredictorDataPlane, PredictorServicer, StatusInterceptor
+from .dataplane import PredictorDataPlane
+from .grpc_service import PredictorServicer, StatusInterceptor
 from .rest import install_error_answers, install_routes
 from .settings import Settings
 from .sources import redact

@@ -299,9 +299,6 @@ class KServe:
         self.name = "kserve." + ("InferenceRESTClient" if protocol == "http" else "GRPCClient")
         self.door = door
 
-    def close(self) -> None:
-        pass
-
     def _run(self, use):
         async def with_client():
             import grpc

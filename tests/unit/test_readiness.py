@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kserve.model_repository import ModelRepository
 
-from predictor.grpc_service import PredictorDataPlane
+from predictor.dataplane import PredictorDataPlane
 from predictor.rest import install_routes
 
 
