@@ -28,6 +28,9 @@ $(STAMP): $(REQUIREMENTS)
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
 	node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a == 20 && b < 12)) { console.error("oidc-provider needs Node.js >= 20.12, not " + process.version); process.exit(1) }'
 	cd tests/oidc && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	# Prometheus and promtool: the alert tests and the scrape of the pod (Debian's package).
+	command -v promtool >/dev/null || (apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends prometheus)
 	touch $(STAMP)
 
 serve: $(STAMP)

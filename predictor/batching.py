@@ -19,19 +19,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
-from prometheus_client import Histogram
 
-BATCH_SIZE = Histogram(
-    "predictor_model_batch_size",
-    "Images per model call, requests coalesced by the adaptive batcher.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-)
+from .metrics import BATCH_SIZE, CALLS_IN_FLIGHT, MODEL_CALL_SECONDS, QUEUE_IMAGES, QUEUE_SECONDS
 
 
 @dataclass
 class _Waiting:
     pixels: np.ndarray
     answer: asyncio.Future
+    since: float  # time.monotonic() when it was queued
 
 
 class AdaptiveBatcher:
@@ -64,7 +60,8 @@ class AdaptiveBatcher:
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._work())
         answer = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Waiting(pixels, answer))
+        QUEUE_IMAGES.inc(len(pixels))
+        await self.queue.put(_Waiting(pixels, answer, time.monotonic()))
         return await answer
 
     async def _next_batch(self, running: set[asyncio.Task]) -> list[_Waiting]:
@@ -103,6 +100,10 @@ class AdaptiveBatcher:
         while True:
             await slots.acquire()
             batch = await self._next_batch(running)
+            now = time.monotonic()
+            for waiting in batch:
+                QUEUE_IMAGES.dec(len(waiting.pixels))
+                QUEUE_SECONDS.observe(now - waiting.since)
             live = [w for w in batch if not w.answer.done()]  # a caller may have given up
             if not live:
                 slots.release()
@@ -118,7 +119,9 @@ class AdaptiveBatcher:
 
     def _run(self, parts: list[np.ndarray]) -> np.ndarray:
         """In the executor: join the requests' rows (a copy the event loop need not make)."""
-        return self.run(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        with CALLS_IN_FLIGHT.track_inprogress(), MODEL_CALL_SECONDS.time():
+            return self.run(pixels)
 
     async def _run_batch(self, live: list[_Waiting]) -> None:
         loop = asyncio.get_running_loop()

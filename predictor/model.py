@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, default_model, outputs, sources
+from . import codec, contract, default_model, metrics, outputs, sources
 from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge, NoSuchVersion
@@ -82,6 +83,7 @@ class CatsDogsOtherModel(kserve.Model):
         try:
             if self.ready:
                 return True
+            started = time.monotonic()
             uri = self.model_uri or str(default_model.PATH)
             resolved = sources.resolve(
                 uri, self.settings.cache_dir, give_up_after=self.settings.fetch_timeout
@@ -92,6 +94,7 @@ class CatsDogsOtherModel(kserve.Model):
             self._configure_batcher(runtime)
             self._runtime, self.resolved = runtime, resolved
             self.ready = True
+            self._publish(runtime, resolved, time.monotonic() - started)
             described = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
             cached = " (from the cache)" if resolved.from_cache else ""
             logger.info("model %s loaded and warmed up%s: %s", self.name, cached, described)
@@ -100,6 +103,20 @@ class CatsDogsOtherModel(kserve.Model):
             return True
         finally:
             self._load_lock.release()
+
+    def _publish(self, runtime: Runtime, resolved: ResolvedModel, seconds: float) -> None:
+        """The loaded model in `/metrics`: what it is, how long it took, and that it is ready."""
+        metrics.describe_model(
+            model=self.name,
+            version=self.version,
+            uri=sources.redact(resolved.uri),
+            sha256=resolved.sha256,
+            location=sources.redact(resolved.location),
+            runtime=runtime.name,
+            max_batch_size=str(self.batcher.max_batch_size),
+        )
+        metrics.LOAD_SECONDS.set(seconds)
+        metrics.MODEL_READY.set(1)
 
     def _configure_batcher(self, runtime) -> None:
         """As many batches in flight as the runtime runs at once, each as large as pays."""
@@ -194,8 +211,9 @@ class CatsDogsOtherModel(kserve.Model):
         """The model's output rows for a batch: decode in parallel, then the batcher."""
         if self._runtime is None:
             raise ModelNotReady(self.name)
-        pixels = batch.pixels if batch.pixels is not None else await self._decode_all(batch)
-        return await self.batcher(pixels)
+        with metrics.INFERENCE_SECONDS.time():
+            pixels = batch.pixels if batch.pixels is not None else await self._decode_all(batch)
+            return await self.batcher(pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         assert self._runtime is not None, "the batcher runs only once the model is loaded"

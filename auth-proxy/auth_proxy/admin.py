@@ -1,16 +1,27 @@
-"""The proxy's own port: liveness, readiness (are there signing keys?) and metrics.
+"""The proxy's own port: liveness, readiness (are there signing keys?) and the pod's metrics.
 
-Kept apart from the door users and the kubelet's predictor probes go through."""
+Kept apart from the door users and the kubelet's predictor probes go through, and open to
+monitoring only (the NetworkPolicy's rule): `/metrics` is the proxy's own, `/metrics/predictor`
+the predictor's, read from its loopback port at each scrape. Two targets rather than one merged
+page: both processes export `process_*` and `python_*` families, which one page cannot hold
+twice; Prometheus labels each target's series apart (the PodMonitor sets `container`)."""
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY, exposition
 
 from .jwks import KeyCache
 
+PREDICTOR_METRICS_TIMEOUT_SECONDS = 5.0
+# The predictor's page is ~30 KB; anything far larger is not its metrics.
+PREDICTOR_METRICS_MAX_BYTES = 4 * 1024 * 1024
 
-def admin_application(keys: KeyCache) -> web.Application:
+
+def admin_application(
+    keys: KeyCache, session: aiohttp.ClientSession, upstream_http: str
+) -> web.Application:
     async def live(_: web.Request) -> web.Response:
         return web.json_response({"live": True})
 
@@ -19,11 +30,33 @@ def admin_application(keys: KeyCache) -> web.Application:
             return web.json_response({"ready": True, "keys": sorted(keys.keys)})
         return web.json_response({"ready": False, "reason": keys.problem}, status=503)
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.Response:
+        """Prometheus text, or OpenMetrics when the scraper asks for it."""
+        encode, kind = exposition.choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(REGISTRY), headers={"Content-Type": kind})
+
+    async def predictor_metrics(request: web.Request) -> web.Response:
+        """The predictor's page as it wrote it, in the format the scraper asked for; 503 when
+        it cannot be read, which Prometheus records as the target being down (`up == 0`)."""
+        timeout = aiohttp.ClientTimeout(total=PREDICTOR_METRICS_TIMEOUT_SECONDS)
+        # Uncompressed: the page is passed on as it comes, without its Content-Encoding.
+        headers = {"Accept": request.headers.get("Accept", "*/*"), "Accept-Encoding": "identity"}
+        try:
+            async with session.get(
+                upstream_http + "/metrics", headers=headers, timeout=timeout
+            ) as answer:
+                body = await answer.content.read(PREDICTOR_METRICS_MAX_BYTES + 1)
+                if answer.status != 200 or len(body) > PREDICTOR_METRICS_MAX_BYTES:
+                    raise ValueError(f"answered {answer.status}, {len(body)} bytes")
+                kind = answer.headers.get("Content-Type", exposition.CONTENT_TYPE_LATEST)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+            return web.Response(status=503, text=f"the predictor's metrics: {reason}\n")
+        return web.Response(body=body, headers={"Content-Type": kind})
 
     app = web.Application()
     app.router.add_get("/livez", live)
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics/predictor", predictor_metrics)
     return app

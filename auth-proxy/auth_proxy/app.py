@@ -55,7 +55,7 @@ async def serve(settings: Settings) -> None:
         runners = []
         for application, port in (
             (RestProxy(settings, authorizer, session).application(), settings.http_port),
-            (admin_application(keys), settings.admin_port),
+            (admin_application(keys, session, settings.upstream_http), settings.admin_port),
         ):
             runner = web.AppRunner(
                 application,

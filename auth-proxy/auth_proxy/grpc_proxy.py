@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from typing import NoReturn
 
 import grpc
 from grpc import aio
@@ -24,13 +26,16 @@ from . import answers, passing
 from .answers import Refusal
 from .auth import Authorizer, one_credential
 from .logsafe import REFUSAL_LINES
-from .metrics import REFUSALS, REQUESTS
+from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
+from .routes import grpc_route
 from .settings import Settings
 from .tokens import shown
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "/inference.GRPCInferenceService/"
+# The predictor could not answer (as REST's 502 / 504), rather than answered with an error.
+UPSTREAM_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 FORWARDED_METHODS = frozenset(
     SERVICE + name
     for name in (
@@ -87,9 +92,26 @@ class GrpcProxy(grpc.GenericRpcHandler):
             return None  # UNIMPLEMENTED, as a server without that method answers
 
         async def forward(requests, context: aio.ServicerContext) -> bytes:
-            return await self._forward(method, requests, context)
+            return await self._answer(method, requests, context)
 
         return grpc.stream_unary_rpc_method_handler(forward)
+
+    async def _answer(self, method: str, requests, context: aio.ServicerContext) -> bytes:
+        """The call's answer or its status, measured by method and code."""
+        started = time.perf_counter()
+        protocol, route = grpc_route(method)
+        code = "CANCELLED"  # unless the call ends otherwise: the client went away
+        with IN_FLIGHT.labels("grpc").track_inprogress():
+            try:
+                response = await self._forward(method, requests, context)
+                code = "OK"
+                return response
+            except Answered as answered:
+                code = answered.code.name
+                await context.abort(answered.code, answered.details)
+                raise AssertionError("abort raises") from None
+            finally:
+                observe("grpc", protocol, route, code, started)
 
     async def _forward(self, method: str, requests, context: aio.ServicerContext) -> bytes:
         try:
@@ -104,7 +126,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
                 identity = passing.identity(await self.authorizer.authorize(one_credential(tokens)))
                 request = await self._read(requests)  # only once the call may pass
         except Refusal as refusal:
-            await self._refuse(method, context, refusal)
+            self._refused(method, context, refusal)
         peer = peer_address(context.peer())
         forwarded = passing.passed_on(metadata, peer, self.settings.trusted_proxies) + identity
         remaining = context.time_remaining()
@@ -115,9 +137,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
         try:
             response = await call(request, timeout=timeout, metadata=forwarded)
         except aio.AioRpcError as exc:
-            REQUESTS.labels("grpc", exc.code().name).inc()
-            await context.abort(exc.code(), exc.details() or "")
-        REQUESTS.labels("grpc", "OK").inc()
+            if exc.code() in UPSTREAM_FAILURES:
+                UPSTREAM_ERRORS.labels("grpc", exc.code().name).inc()
+            raise Answered(exc.code(), exc.details() or "") from None
         return response
 
     async def _read(self, requests) -> bytes:
@@ -134,14 +156,21 @@ class GrpcProxy(grpc.GenericRpcHandler):
             raise answers.invalid_argument("no request message")
         return request
 
-    async def _refuse(self, method: str, context: aio.ServicerContext, refusal: Refusal) -> None:
+    def _refused(self, method: str, context: aio.ServicerContext, refusal: Refusal) -> NoReturn:
         code = answers.grpc_code(refusal)
-        REQUESTS.labels("grpc", code.name).inc()
         REFUSALS.labels("grpc", answers.reason(refusal)).inc()
         self.lines.log(
             logging.INFO, "refused %s: %s %s (from %s)", method, code.name, refusal, context.peer()
         )
-        await context.abort(code, refusal.description)
+        raise Answered(code, refusal.description)
+
+
+class Answered(Exception):
+    """The call ends with this status: a refusal, or the predictor's own error status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code, self.details = code, details
 
 
 MAX_STREAMS_PER_CONNECTION = 128

@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 import aiohttp
 import jwt
 
-from .metrics import KEY_FETCHES
+from .metrics import KEY_FETCHES, KEYS_FETCHED_AT, KEYS_HELD
 from .tokens import SigningKey, can_verify
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class KeyCache:
             logger.warning("%s%s", self._problem, kept)
             return False
         KEY_FETCHES.labels("ok").inc()
+        KEYS_FETCHED_AT.set(time.time())
+        KEYS_HELD.set(sum(any(can_verify(k, a) for a in self.algorithms) for k in keys.values()))
         if set(keys) != set(self.keys):
             logger.info("signing keys from %s: %s", self.source, ", ".join(sorted(keys)))
         self.keys, self._problem = keys, None

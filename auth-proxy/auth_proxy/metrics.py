@@ -1,18 +1,67 @@
-"""The proxy's own Prometheus metrics, served on the admin port."""
+"""The proxy's own Prometheus metrics, served on the admin port (`/metrics`).
 
-from prometheus_client import Counter
+Every label takes a small, fixed set of values: routes are templates (`routes.py`), never the
+path a client wrote, so no client can grow the number of series."""
 
-REQUESTS = Counter(
-    "auth_proxy_requests_total",
-    "Requests answered by the proxy, by protocol and status (HTTP status or gRPC code).",
-    ["protocol", "status"],
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# From a probe (milliseconds) to a VGG16 batch under load (seconds), up to the upstream timeout.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUEST_SECONDS = Histogram(
+    "auth_proxy_request_duration_seconds",
+    "Requests through the proxy's doors, from arrival to the last byte of the answer, by door "
+    "(rest, grpc), protocol (v2, v1, course, docs, other), route template and status (HTTP "
+    "status or gRPC code). Its _count is the number of requests.",
+    ["door", "protocol", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "auth_proxy_requests_in_flight", "Requests the proxy is answering now, by door.", ["door"]
+)
+REFUSALS = Counter(
+    "auth_proxy_refusals_total",
+    "Requests the proxy refused or could not finish, by door and reason (an RFC 6750 error "
+    "code, no_token, request_too_large, request_timeout, incomplete_body, not_found, ...).",
+    ["door", "reason"],
+)
+UPSTREAM_ERRORS = Counter(
+    "auth_proxy_upstream_errors_total",
+    "Admitted requests the predictor did not answer, by door and reason (unreachable, timeout, "
+    "broken_answer; for gRPC the call's code, UNAVAILABLE or DEADLINE_EXCEEDED).",
+    ["door", "reason"],
 )
 KEY_FETCHES = Counter(
     "auth_proxy_jwks_fetches_total", "Attempts to fetch the issuer's key set.", ["outcome"]
 )
-REFUSALS = Counter(
-    "auth_proxy_refusals_total",
-    "Requests the proxy refused or could not finish, by protocol and reason (an RFC 6750 error "
-    "code, no_token, malformed_request, request_too_large, request_timeout, client_closed, ...).",
-    ["protocol", "reason"],
+KEYS_HELD = Gauge(
+    "auth_proxy_jwks_keys", "Signing keys held that can verify a token of an allowed algorithm."
 )
+KEYS_FETCHED_AT = Gauge(
+    "auth_proxy_jwks_last_success_timestamp_seconds",
+    "When the key set held was last fetched successfully (Unix time; the keys' age is "
+    "time() minus this). 0 until the first fetch succeeds.",
+)
+
+
+def observe(door: str, protocol: str, route: str, status: str, started: float) -> None:
+    """One answered request: `started` is its `time.perf_counter()` on arrival."""
+    elapsed = time.perf_counter() - started
+    REQUEST_SECONDS.labels(door, protocol, route, status).observe(elapsed)
+
+
+# Known label values start at 0, so a rate or an alert sees the series before its first event.
+for _door, _reason in (
+    ("rest", "unreachable"),
+    ("rest", "timeout"),
+    ("rest", "broken_answer"),
+    ("grpc", "UNAVAILABLE"),
+    ("grpc", "DEADLINE_EXCEEDED"),
+):
+    UPSTREAM_ERRORS.labels(_door, _reason)
+for _outcome in ("ok", "failed"):
+    KEY_FETCHES.labels(_outcome)

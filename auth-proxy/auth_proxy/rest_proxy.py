@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -26,7 +27,8 @@ from . import answers, passing
 from .answers import Refusal
 from .auth import Authorizer, one_credential
 from .logsafe import REFUSAL_LINES
-from .metrics import REFUSALS, REQUESTS
+from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
+from .routes import rest_route
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,15 +49,23 @@ HOP_BY_HOP = frozenset(
     }
 )
 QUERY_TOKEN_PARAMETERS = ("access_token", "token", "id_token")
-# KServe's model-repository extension (load / unload / index): never forwarded, whatever the
-# token; the predictor does not mount it either. Compared on the decoded, normalised path.
-CLOSED_PREFIXES = ("/v2/repository",)
+# Never forwarded, whatever the token; compared on the decoded, normalised path. KServe's
+# model-repository extension (load / unload / index): the predictor does not mount it either.
+# The predictor's metrics: served to monitoring on the admin port, not to inference clients.
+CLOSED_PREFIXES = {
+    "/v2/repository": "the model-repository extension is not served",
+    "/metrics": "metrics are served on the admin port, to monitoring",
+}
 CHUNK = 64 * 1024
 # Bodies of declared length up to this are passed on in one piece rather than chunk by chunk:
 # an image request (tens of KB) then costs one read and one write instead of a generator
 # round per chunk. Larger or unsized bodies still stream, so memory stays bounded per request.
 IN_ONE_PIECE = 1024 * 1024
 ADMITTED = "auth_proxy.admitted"
+STARTED = "auth_proxy.started"
+OBSERVED = "auth_proxy.observed"
+# nginx's convention for a request whose client went away before its answer was written.
+CLIENT_CLOSED = 499
 
 
 class BodyTooLarge(Exception):
@@ -80,11 +90,14 @@ def has_dot_segments(path: str) -> bool:
     return any(part in (".", "..") for part in path.split("/"))
 
 
-def is_closed(path: str) -> bool:
-    """Whether a decoded path (without dot segments) falls under a closed prefix, however its
-    slashes are written."""
+def closed_because(path: str) -> str | None:
+    """Why a decoded path (without dot segments) is not served, if it falls under a closed
+    prefix, however its slashes are written."""
     normal = "/" + "/".join(part for part in path.split("/") if part)
-    return any(normal == prefix or normal.startswith(prefix + "/") for prefix in CLOSED_PREFIXES)
+    for prefix, reason in CLOSED_PREFIXES.items():
+        if normal == prefix or normal.startswith(prefix + "/"):
+            return reason
+    return None
 
 
 class RestProxy:
@@ -102,6 +115,7 @@ class RestProxy:
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """`Expect: 100-continue`: the token first, then the go-ahead (RFC 9110 §10.1.1 lets a
         server answer with the final status instead)."""
+        request[STARTED] = time.perf_counter()
         if request.headers.get("Expect", "").lower() != "100-continue":
             return self._refuse(request, Refusal(417, "expectation_failed", "unknown Expect"))
         try:
@@ -114,14 +128,25 @@ class RestProxy:
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        try:
-            headers = request.get(ADMITTED) or await self._admit(request)
-            return await self._forward(request, headers)
-        except Refusal as refusal:
-            return self._refuse(request, refusal)
+        request.setdefault(STARTED, time.perf_counter())
+        with IN_FLIGHT.labels("rest").track_inprogress():
+            try:
+                headers = request.get(ADMITTED) or await self._admit(request)
+                return await self._forward(request, headers)
+            except Refusal as refusal:
+                return self._refuse(request, refusal)
+            finally:
+                if not request.get(OBSERVED):  # the client left, or its connection broke
+                    self._observe(request, CLIENT_CLOSED)
+
+    @staticmethod
+    def _observe(request: web.Request, status: int) -> None:
+        request[OBSERVED] = True
+        protocol, route = rest_route(request.path)
+        observe("rest", protocol, route, str(status), request[STARTED])
 
     def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
-        REQUESTS.labels("rest", str(refusal.status)).inc()
+        self._observe(request, refusal.status)
         REFUSALS.labels("rest", answers.reason(refusal)).inc()
         self.lines.log(
             logging.INFO,
@@ -157,16 +182,18 @@ class RestProxy:
             )
         pairs = forwardable(request.headers).items()
         if request.method == "GET" and request.path in self.settings.public_paths:
-            if is_closed(request.path):  # whatever PUBLIC_PATHS says
-                raise answers.not_found("the model-repository extension is not served")
+            closed = closed_because(request.path)  # whatever PUBLIC_PATHS says
+            if closed:
+                raise answers.not_found(closed)
             if request.body_exists:
                 raise answers.invalid_request("a probe request carries no body")
             trusted = self.settings.trusted_proxies
             return CIMultiDict(passing.passed_on(pairs, request.remote, trusted))
         credential = one_credential(request.headers.getall("Authorization", []))
         principal = await self.authorizer.authorize(credential)
-        if is_closed(request.path):
-            raise answers.not_found("no such route: the model-repository extension is not served")
+        closed = closed_because(request.path)
+        if closed:
+            raise answers.not_found(f"no such route: {closed}")
         passed = passing.passed_on(pairs, request.remote, self.settings.trusted_proxies)
         return CIMultiDict(passed + passing.identity(principal))
 
@@ -197,7 +224,9 @@ class RestProxy:
         except (BodyTooLarge, TimeoutError, aiohttp.ClientError) as exc:
             body.raise_its_fault()
             if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+                UPSTREAM_ERRORS.labels("rest", "timeout").inc()
                 raise answers.gateway_error(504, "the predictor did not answer in time") from None
+            UPSTREAM_ERRORS.labels("rest", "unreachable").inc()
             logger.warning("the predictor is unreachable: %s", exc)
             raise answers.gateway_error(502, "the predictor is unreachable") from None
         async with upstream:
@@ -213,10 +242,12 @@ class RestProxy:
                     async for chunk in upstream.content.iter_chunked(CHUNK):
                         await response.write(chunk)
             except (TimeoutError, aiohttp.ClientError) as exc:
+                UPSTREAM_ERRORS.labels("rest", "broken_answer").inc()
+                self._observe(request, upstream.status)
                 logger.warning("upstream answer broke off: %s", exc)
                 raise  # the client sees a truncated answer, as it would from the predictor
             await response.write_eof()
-        REQUESTS.labels("rest", str(upstream.status)).inc()
+        self._observe(request, upstream.status)
         return response
 
 

@@ -189,5 +189,5 @@ def test_admin_port_serves_liveness_readiness_and_metrics(proxy):
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     metrics = httpx.get(admin + "/metrics").text
-    assert 'auth_proxy_requests_total{protocol="rest",status="401"}' in metrics
+    assert 'auth_proxy_refusals_total{door="rest",reason="no_token"}' in metrics
     assert 'auth_proxy_jwks_fetches_total{outcome="ok"}' in metrics

@@ -415,7 +415,7 @@ def test_an_abandoned_upload_is_not_an_upstream_error(recording_proxy, issuer):
     assert "502" not in log and "unreachable" not in log
     assert "Traceback" not in log
     metrics = httpx.get(f"http://127.0.0.1:{recording_proxy.admin_port}/metrics").text
-    assert 'auth_proxy_refusals_total{protocol="rest",reason="incomplete_body"}' in metrics
+    assert 'auth_proxy_refusals_total{door="rest",reason="incomplete_body"}' in metrics
 
 
 def test_refusals_are_counted_and_their_log_lines_limited(echo_proxy):
@@ -431,7 +431,7 @@ def test_refusals_are_counted_and_their_log_lines_limited(echo_proxy):
     assert 10 <= len(log.splitlines()) <= 22
     assert "Traceback" not in log and " ERROR " not in log
     metrics = httpx.get(f"http://127.0.0.1:{echo_proxy.admin_port}/metrics").text
-    counted = re.search(r'refusals_total\{protocol="rest",reason="no_token"\} (\d+)', metrics)
+    counted = re.search(r'refusals_total\{door="rest",reason="no_token"\} (\d+)', metrics)
     assert counted and float(counted.group(1)) >= 300
     assert 'reason="malformed_request"' in metrics
 

@@ -11,6 +11,7 @@ from support.issuer import Issuer
 from support.local_pod import LocalPod, listening_addresses
 from support.manifests import VARIANTS, only, render
 from support.podcheck import check_pod
+from support.prometheus import Prometheus, scrape_configs
 
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -94,3 +95,83 @@ def test_the_predictors_own_ports_are_on_loopback_only(pod):
         assert listening_addresses(port) == {"127.0.0.1"}
     for port in (p["containerPort"] for p in local.container("auth-proxy")["ports"]):
         assert listening_addresses(port) & {"0.0.0.0", "::"}
+
+
+def test_prometheus_scrapes_the_pod_as_its_podmonitor_says(pod, tmp_path):
+    """A real Prometheus, configured from the rendered PodMonitor and PrometheusRule, scrapes
+    the running pod after a few requests: both targets up, each metric the README's operator
+    section names present with sensible values, and no alert pending on a healthy pod."""
+    local, documents, token = pod
+    local.wait_for("predictor", "startupProbe", limit=300)
+    local.wait_for("auth-proxy", "readinessProbe", limit=60)
+    rest = f"http://127.0.0.1:{service_port(local, documents, 'http')}"
+    check_pod(rest, f"127.0.0.1:{service_port(local, documents, 'grpc')}", token, say=print)
+    monitored = render(VARIANTS["default"])  # the kind variant's pod is the same pod
+    monitor = only(monitored, "PodMonitor")
+    ports = {p["name"]: p["containerPort"] for p in local.container("auth-proxy")["ports"]}
+    prometheus = Prometheus(
+        tmp_path,
+        scrape_configs(monitor, ports, pod="cats-dogs-other-local", container="auth-proxy"),
+        rules=only(monitored, "PrometheusRule")["spec"],
+    )
+    try:
+        up = prometheus.wait_for("count(up == 1) == 2")
+        assert up, prometheus.targets()
+
+        def value(expr: str) -> float:
+            return float(prometheus.wait_for(expr)[0]["value"][1])
+
+        # the two pages are two targets, told apart by `container`
+        memory = prometheus.wait_for("process_resident_memory_bytes")
+        assert {m["metric"]["container"] for m in memory} == {"auth-proxy", "predictor"}
+        # the proxy: latency by door, protocol, route and status; refusals; upstream; keys
+        assert (
+            value(
+                'auth_proxy_request_duration_seconds_count{door="rest",protocol="course",'
+                'route="/upload",status="200"}'
+            )
+            >= 1
+        )
+        assert (
+            value(
+                'auth_proxy_request_duration_seconds_count{door="grpc",protocol="v2",'
+                'route="ModelInfer",status="OK"}'
+            )
+            >= 1
+        )
+        assert (
+            value('sum(auth_proxy_request_duration_seconds_bucket{route="/upload",le="+Inf"})') >= 2
+        )
+        assert value('auth_proxy_refusals_total{door="rest",reason="no_token"}') >= 2
+        assert value('auth_proxy_refusals_total{door="grpc",reason="no_token"}') >= 1
+        # every known reason is a series from the start; the only errors are the startup
+        # probes that reached the proxy before the predictor listened (502, unreachable)
+        assert value("count(auth_proxy_upstream_errors_total)") == 5
+        assert value('sum(auth_proxy_upstream_errors_total{reason!="unreachable"})') == 0
+        assert value("auth_proxy_jwks_keys") >= 1
+        assert value('auth_proxy_jwks_fetches_total{outcome="ok"}') >= 1
+        assert 0 <= value("time() - auth_proxy_jwks_last_success_timestamp_seconds") < 600
+        assert value("auth_proxy_requests_in_flight") >= 0
+        # the predictor: inference, batches, queue, the model in use
+        assert value("predictor_inference_seconds_count") >= 2
+        assert value("predictor_model_call_seconds_count") >= 2
+        assert value("predictor_model_batch_size_count") >= 2
+        assert value("predictor_batch_queue_seconds_count") >= 2
+        assert value("predictor_batch_queue_images") == 0
+        assert value("predictor_model_calls_in_flight") == 0
+        assert value('request_predict_seconds_count{model_name="cats-dogs-other"}') >= 1
+        assert value("predictor_model_ready") == 1
+        assert 0 < value("predictor_model_load_seconds") < 300
+        info = prometheus.wait_for("predictor_model_info")[0]["metric"]
+        assert info["container"] == "predictor"
+        assert info["runtime"] in ("openvino", "tensorflow")
+        assert len(info["sha256"]) == 64 and info["version"] == info["sha256"][:12]
+        # a healthy pod: the rules evaluate, and nothing is pending or firing
+        rules = prometheus.rules()
+        assert len(rules) == 6
+        for rule in rules:
+            assert rule["health"] == "ok", rule
+            assert rule["state"] == "inactive", rule
+        assert prometheus.query("ALERTS") == []
+    finally:
+        prometheus.stop()

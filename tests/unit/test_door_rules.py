@@ -13,7 +13,8 @@ from multidict import CIMultiDict
 from auth_proxy import answers, logsafe, passing
 from auth_proxy.auth import bearer_token, one_credential
 from auth_proxy.grpc_proxy import checked_metadata, peer_address
-from auth_proxy.rest_proxy import forwardable, has_dot_segments, is_closed
+from auth_proxy.rest_proxy import closed_because, forwardable, has_dot_segments
+from auth_proxy.routes import grpc_route, rest_route
 from auth_proxy.tokens import Principal
 
 REALM = "cats-dogs-other"
@@ -138,10 +139,13 @@ def test_forwardable_drops_hop_by_hop_headers_and_those_connection_names():
         ("/v2/repositoryx", False),
         ("/v2/models/repository", False),
         ("/v2/models/cats-dogs-other/infer", False),
+        ("/metrics", True),
+        ("//metrics/", True),
+        ("/metricsx", False),
     ],
 )
 def test_closed_paths(path, closed):
-    assert is_closed(path) is closed
+    assert (closed_because(path) is not None) is closed
 
 
 @pytest.mark.parametrize(
@@ -266,3 +270,42 @@ def test_predictor_log_records_are_escaped_arguments_and_all():
     assert EscapedRecords().filter(record)
     line = logging.Formatter("%(message)s").format(record)
     assert line == "refused unknown input 'x\\r\\n2026 INFO forged': 7"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v2/models/cats-dogs-other/infer", ("v2", "/v2/models/{model}/infer")),
+        ("/v2/models/x/versions/abc/infer", ("v2", "/v2/models/{model}/versions/{version}/infer")),
+        ("/v2/models/x/versions/abc/ready", ("v2", "/v2/models/{model}/versions/{version}/ready")),
+        ("/v2/models/x", ("v2", "/v2/models/{model}")),
+        ("/v2", ("v2", "/v2")),
+        ("/v2/health/ready", ("v2", "/v2/health/ready")),
+        ("/v1/models/x:predict", ("v1", "/v1/models/{model}:predict")),
+        ("/v1/models/x", ("v1", "/v1/models/{model}")),
+        ("/upload", ("course", "/upload")),
+        ("/health", ("course", "/health")),
+        ("/docs", ("docs", "/docs")),
+        ("/v2/models/x/infer/extra", ("other", "other")),
+        ("/v2/models//infer", ("other", "other")),
+        ("/v2/repository/index", ("other", "other")),
+        ("/\x1b[31m", ("other", "other")),
+        ("/" + "a" * 5000, ("other", "other")),
+    ],
+)
+def test_rest_routes_are_templates(path, expected):
+    assert rest_route(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("/inference.GRPCInferenceService/ModelInfer", ("v2", "ModelInfer")),
+        ("/inference.GRPCInferenceService/RepositoryIndex", ("v2", "RepositoryIndex")),
+        ("/inference.GRPCInferenceService/MadeUp", ("other", "other")),
+        ("/other.Service/ModelInfer", ("other", "other")),
+        ("ModelInfer", ("other", "other")),
+    ],
+)
+def test_grpc_routes_are_known_methods(method, expected):
+    assert grpc_route(method) == expected

@@ -1,0 +1,76 @@
+"""Which route a request took, as a template: the `route` and `protocol` labels of the
+proxy's metrics. A path no template matches is `other`, so a client writing random paths adds
+no series."""
+
+from __future__ import annotations
+
+import re
+
+_NAME = r"[^/]+"
+_REST = [
+    (protocol, template, re.compile(pattern))
+    for protocol, template, pattern in (
+        ("v2", "/v2/health/live", r"/v2/health/live"),
+        ("v2", "/v2/health/ready", r"/v2/health/ready"),
+        ("v2", "/v2", r"/v2/?"),
+        ("v2", "/v2/models/{model}", rf"/v2/models/{_NAME}"),
+        ("v2", "/v2/models/{model}/ready", rf"/v2/models/{_NAME}/ready"),
+        ("v2", "/v2/models/{model}/infer", rf"/v2/models/{_NAME}/infer"),
+        ("v2", "/v2/models/{model}/versions/{version}", rf"/v2/models/{_NAME}/versions/{_NAME}"),
+        (
+            "v2",
+            "/v2/models/{model}/versions/{version}/ready",
+            rf"/v2/models/{_NAME}/versions/{_NAME}/ready",
+        ),
+        (
+            "v2",
+            "/v2/models/{model}/versions/{version}/infer",
+            rf"/v2/models/{_NAME}/versions/{_NAME}/infer",
+        ),
+        ("v1", "/v1/models", r"/v1/models/?"),
+        ("v1", "/v1/models/{model}", r"/v1/models/[^/:]+"),
+        ("v1", "/v1/models/{model}:predict", r"/v1/models/[^/:]+:predict"),
+        ("course", "/health", r"/health"),
+        ("course", "/upload", r"/upload"),
+        ("docs", "/docs", r"/docs(/oauth2-redirect)?"),
+        ("docs", "/redoc", r"/redoc"),
+        ("docs", "/openapi.json", r"/openapi\.json"),
+    )
+]
+
+REST_TEMPLATES = frozenset(template for _, template, _ in _REST)
+
+
+def rest_route(path: str) -> tuple[str, str]:
+    """(protocol, route template) of a REST path."""
+    for protocol, template, pattern in _REST:
+        if pattern.fullmatch(path):
+            return protocol, template
+    return "other", "other"
+
+
+GRPC_SERVICE = "/inference.GRPCInferenceService/"
+GRPC_METHODS = frozenset(
+    {
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+        "ModelStreamInfer",
+        "ModelConfig",
+        "ModelStatistics",
+        "RepositoryIndex",
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
+    }
+)
+
+
+def grpc_route(method: str) -> tuple[str, str]:
+    """(protocol, route) of a gRPC method: the V2 service's method name, or `other`."""
+    name = method.removeprefix(GRPC_SERVICE)
+    if method.startswith(GRPC_SERVICE) and name in GRPC_METHODS:
+        return "v2", name
+    return "other", "other"
