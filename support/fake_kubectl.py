@@ -1,0 +1,89 @@
+"""A kubectl for the deploy script's tests: it records every call and keeps a Deployment's
+revision history as the API server does, so the script's logic runs as it would in the cluster.
+
+State (JSON, at $FAKE_KUBECTL_STATE): `revisions` {number: images}, `current` (the revision
+serving, or null before the first deploy), `rollouts` (outcomes of the next `rollout status`
+calls, true when omitted), `host` (the Route's). `apply -k DIR` renders DIR with the real
+kubectl ($REAL_KUBECTL) and makes its images a new revision when they differ from the current
+one; `rollout undo --to-revision=N` makes revision N's images a new revision, as Kubernetes
+does. Any other call fails, so a test notices a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REVISION = "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+
+
+def rendered_images(folder: str) -> list[str]:
+    output = subprocess.run(
+        [os.environ["REAL_KUBECTL"], "kustomize", folder], check=True, capture_output=True
+    ).stdout
+    deployment = next(d for d in yaml.safe_load_all(output) if d and d["kind"] == "Deployment")
+    return [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+
+
+def new_revision(state: dict, images: list[str]) -> None:
+    number = max(map(int, state["revisions"]), default=0) + 1
+    state["revisions"][str(number)] = images
+    state["current"] = number
+
+
+def main(args: list[str]) -> int:
+    path = Path(os.environ["FAKE_KUBECTL_STATE"])
+    state = json.loads(path.read_text())
+    state.setdefault("calls", []).append(args)
+    code = 0
+    current = state.get("current")
+    match args:
+        case ["get", "deployment/cats-dogs-other", "-o", jsonpath] if jsonpath == REVISION:
+            if current is None:
+                print(
+                    'Error from server (NotFound): deployments "cats-dogs-other" not found',
+                    file=sys.stderr,
+                )
+                code = 1
+            else:
+                print(current, end="")
+        case ["apply", "-k", folder]:
+            images = rendered_images(folder)
+            if current is None or state["revisions"][str(current)] != images:
+                new_revision(state, images)
+            print("deployment.apps/cats-dogs-other configured")
+        case ["rollout", "status", "deployment/cats-dogs-other", timeout] if timeout.startswith(
+            "--timeout="
+        ):
+            outcomes = state.setdefault("rollouts", [])
+            if outcomes and not outcomes.pop(0):
+                print("error: timed out waiting for the condition", file=sys.stderr)
+                code = 1
+            else:
+                print('deployment "cats-dogs-other" successfully rolled out')
+        case ["rollout", "undo", "deployment/cats-dogs-other", to] if to.startswith(
+            "--to-revision="
+        ):
+            wanted = to.split("=", 1)[1]
+            if wanted not in state["revisions"]:
+                print(f"error: unable to find specified revision {wanted}", file=sys.stderr)
+                code = 1
+            else:
+                new_revision(state, state["revisions"][wanted])
+                print("deployment.apps/cats-dogs-other rolled back")
+        case ["get", "route", "cats-dogs-other", "-o", "jsonpath={.spec.host}"]:
+            print(state["host"], end="")
+        case _:
+            print(f"fake kubectl: unexpected call {args}", file=sys.stderr)
+            code = 2
+    path.write_text(json.dumps(state))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
