@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) say nothing an operator can act on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -14,6 +15,9 @@ from .settings import parse_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    # KServe 0.21's routes answer with FastAPI's ORJSONResponse, which the FastAPI installed
+    # with it deprecates: two log lines at a route's first call, nothing an operator can do.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     settings = parse_settings(argv)
     model = CatsDogsOtherModel(settings)
     PredictorServer(settings).start([model])  # a model that cannot load exits 1 from inside

@@ -1,5 +1,6 @@
 """Every kustomize variant renders and validates: built-in kinds strictly against Kubernetes
-1.30's schemas, the Route and the InferenceService against their CRDs' schemas."""
+1.30's schemas, the custom resources (Route, ServingRuntime, InferenceService, PodMonitor,
+PrometheusRule) against their CRDs' schemas."""
 
 from __future__ import annotations
 
@@ -14,17 +15,37 @@ SCHEMAS = SHARED_PHOTOS.parents[1] / "schemas"
 CUSTOM = {
     ("route.openshift.io/v1", "Route"): "route-v1.json",
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-v1beta1.json",
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"): "servingruntime-v1alpha1.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-v1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-v1.json",
+}
+# The custom resources each variant holds: every one is validated.
+CUSTOM_KINDS = {
+    "default": {"Route", "PodMonitor", "PrometheusRule"},
+    "kserve": {"ServingRuntime", "InferenceService", "PodMonitor", "PrometheusRule"},
+    "base": set(),
+    "kind": set(),
 }
 
 
 def without_nulls(schema):
     """CRD schemas mark int-or-string fields with `anyOf: null`, which is no JSON Schema:
-    drop such keywords (the `x-kubernetes-int-or-string` marker beside them stays)."""
+    drop such keywords (the `x-kubernetes-int-or-string` marker beside them stays); and
+    patterns in Go's spelling become Python's."""
     if isinstance(schema, dict):
-        return {k: without_nulls(v) for k, v in schema.items() if v is not None}
+        return {k: python_pattern(k, without_nulls(v)) for k, v in schema.items() if v is not None}
     if isinstance(schema, list):
         return [without_nulls(item) for item in schema]
     return schema
+
+
+def python_pattern(key: str, value):
+    """Go's regexp takes flags anywhere (`^(?i)abort`), Python's only at the start: the
+    PrometheusRule schema's patterns are moved to Python's spelling."""
+    if key == "pattern" and isinstance(value, str) and value.startswith("^(?i)"):
+        return "(?i)^" + value.removeprefix("^(?i)")
+    return value
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -37,20 +58,20 @@ def test_builtin_kinds_validate_strictly_against_kubernetes_1_30(variant):
         kubernetes_validate.validate(document, "1.30.0", strict=True)
 
 
-@pytest.mark.parametrize("variant", ["default", "kserve"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_custom_resources_validate_against_their_crd_schemas(variant):
     import jsonschema
 
     if not SCHEMAS.is_dir():
         pytest.skip(f"CRD schemas not found at {SCHEMAS} (../shared is absent)")
-    checked = 0
+    checked = set()
     for document in render(VARIANTS[variant]):
         schema_file = CUSTOM.get((document["apiVersion"], document["kind"]))
         if schema_file:
             schema = without_nulls(json.loads((SCHEMAS / schema_file).read_text()))
             jsonschema.validate(document, schema)
-            checked += 1
-    assert checked == 1
+            checked.add(document["kind"])
+    assert checked == CUSTOM_KINDS[variant]
 
 
 def test_the_default_is_the_openshift_deployment():
@@ -62,6 +83,8 @@ def test_the_default_is_the_openshift_deployment():
             "HorizontalPodAutoscaler",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "PodMonitor",
+            "PrometheusRule",
             "Route",
             "Service",
         ]
@@ -96,9 +119,24 @@ def test_the_service_and_network_policy_open_only_the_proxys_doors(variant):
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http", "grpc"}
     grpc = next(p for p in service["spec"]["ports"] if p["targetPort"] == "grpc")
     assert grpc["appProtocol"] == "kubernetes.io/h2c"
-    policy = only(documents, "NetworkPolicy")
-    allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == {proxy_ports["http"], proxy_ports["grpc"]}
+    doors, monitoring = only(documents, "NetworkPolicy")["spec"]["ingress"]
+    assert "from" not in doors
+    assert {p["port"] for p in doors["ports"]} == {proxy_ports["http"], proxy_ports["grpc"]}
+    # the admin port (metrics): from the monitoring namespaces only
+    assert [p["port"] for p in monitoring["ports"]] == [proxy_ports["admin"]]
+    (source,) = monitoring["from"]
+    assert source == {
+        "namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "monitoring"}}
+    }
+
+
+def test_the_podmonitor_scrapes_both_pages_of_the_admin_port():
+    documents = render(VARIANTS["default"])
+    template = only(documents, "Deployment")["spec"]["template"]
+    monitor = only(documents, "PodMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    endpoints = {(e["port"], e["path"]) for e in monitor["podMetricsEndpoints"]}
+    assert endpoints == {("admin", "/metrics"), ("admin", "/metrics/predictor")}
 
 
 @pytest.mark.parametrize("variant", ["default", "kind"])
@@ -116,13 +154,29 @@ def test_the_pod_runs_restricted(variant):
         assert {m["name"] for m in container["volumeMounts"]} & mounted
 
 
-def test_the_inferenceservice_is_the_same_pair_in_standard_mode():
-    service = only(render(VARIANTS["kserve"]), "InferenceService")
+def test_the_kserve_variant_is_a_serving_runtime_and_an_inference_service_naming_it():
+    documents = render(VARIANTS["kserve"])
+    runtime, service = only(documents, "ServingRuntime"), only(documents, "InferenceService")
     assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    predictor = service["spec"]["predictor"]
-    names = [c["name"] for c in predictor["containers"]]
-    assert names == ["kserve-container", "auth-proxy"]
-    assert predictor["storageUris"][0]["mountPath"] == "/mnt/models"
-    env = {e["name"]: e.get("value") for e in predictor["containers"][0]["env"]}
-    assert env["MODEL_URI"] == "/mnt/models"
-    assert predictor["scaleMetric"] == "cpu"
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["modelFormat"] in [
+        {"name": f["name"], "version": f["version"]}
+        for f in runtime["spec"]["supportedModelFormats"]
+    ]
+    assert model["storageUri"].startswith("s3://")
+    assert [c["name"] for c in runtime["spec"]["containers"]] == ["kserve-container", "auth-proxy"]
+    assert set(runtime["spec"]["protocolVersions"]) >= {"v2", "grpc-v2"}
+    predictor = runtime["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in predictor["env"]}
+    assert env["MODEL_URI"] == "/mnt/models" and env["PREDICTOR_LISTEN_HOST"] == "127.0.0.1"
+    # the images and the ConfigMap are kustomize's (names rewritten in the ServingRuntime)
+    config = only(documents, "ConfigMap")["metadata"]["name"]
+    refs = {
+        e["valueFrom"]["configMapKeyRef"]["name"]
+        for c in runtime["spec"]["containers"]
+        for e in c.get("env", [])
+        if "valueFrom" in e
+    }
+    assert refs == {config}
+    assert all(c["image"].startswith("quay.io/") for c in runtime["spec"]["containers"])
