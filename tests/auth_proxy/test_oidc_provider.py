@@ -276,7 +276,8 @@ def test_the_smoke_test_fails_when_the_client_cannot_get_the_scope(provider, doo
 
 def test_the_workflow_runs_the_smoke_script():
     workflow = (ROOT / ".github" / "workflows" / "deploy.yaml").read_text()
-    assert "tools/smoke_test.sh" in workflow and "oauth/token" not in workflow
+    assert "tools/deploy.sh" in workflow and "oauth/token" not in workflow
+    assert "tools/smoke_test.sh" in (ROOT / "tools" / "deploy.sh").read_text()
 
 
 def test_grpc_without_a_token_is_unauthenticated(door):
