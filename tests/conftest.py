@@ -9,6 +9,7 @@ import pytest
 
 from support.contract_model import build_contract_model
 from support.issuer import Issuer, issuer_env
+from support.oidc_provider import OidcProvider
 from support.servers import start_predictor, start_proxy, wait_ready
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,6 +54,27 @@ def proxy(issuer, predictor, tmp_path_factory):
     process = start_proxy(
         tmp_path_factory.mktemp("proxy"),
         **issuer_env(issuer),
+        UPSTREAM_HTTP=predictor.url,
+        UPSTREAM_GRPC=predictor.grpc_target,
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    """A real OIDC provider (panva's oidc-provider): client-credentials tokens, discovery."""
+    made = OidcProvider(tmp_path_factory.mktemp("oidc"))
+    yield made
+    made.stop()
+
+
+@pytest.fixture(scope="module")
+def door(provider, predictor, tmp_path_factory):
+    """The proxy in front of the real predictor, trusting the OIDC provider's tokens."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("door"),
+        **provider.proxy_settings(),
         UPSTREAM_HTTP=predictor.url,
         UPSTREAM_GRPC=predictor.grpc_target,
     )

@@ -27,26 +27,15 @@ from .answers import Refusal
 from .auth import Authorizer, one_credential
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
-from .routes import grpc_route
+from .routes import GRPC_SERVICE, V2_INFERENCE_METHODS, grpc_route
 from .settings import Settings
 from .tokens import shown
 
 logger = logging.getLogger(__name__)
 
-SERVICE = "/inference.GRPCInferenceService/"
 # The predictor could not answer (as REST's 502 / 504), rather than answered with an error.
 UPSTREAM_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-FORWARDED_METHODS = frozenset(
-    SERVICE + name
-    for name in (
-        "ServerLive",
-        "ServerReady",
-        "ModelReady",
-        "ServerMetadata",
-        "ModelMetadata",
-        "ModelInfer",
-    )
-)
+FORWARDED_METHODS = frozenset(GRPC_SERVICE + name for name in V2_INFERENCE_METHODS)
 
 
 EMPTY_MESSAGE = b""  # the serialised ServerLiveRequest / ServerReadyRequest: no fields

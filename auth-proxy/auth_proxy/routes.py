@@ -50,14 +50,18 @@ def rest_route(path: str) -> tuple[str, str]:
 
 
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
+# The V2 inference methods (the gRPC door forwards these), and the rest of the V2 service.
+V2_INFERENCE_METHODS = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+)
 GRPC_METHODS = frozenset(
     {
-        "ServerLive",
-        "ServerReady",
-        "ModelReady",
-        "ServerMetadata",
-        "ModelMetadata",
-        "ModelInfer",
+        *V2_INFERENCE_METHODS,
         "ModelStreamInfer",
         "ModelConfig",
         "ModelStatistics",

@@ -35,13 +35,6 @@ from tools.oauth2_token import TokenError, get_token
 METADATA = f"/v2/models/{MODEL}"
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    made = OidcProvider(tmp_path_factory.mktemp("oidc"))
-    yield made
-    made.stop()
-
-
 def proxy_for(provider, predictor, folder, **env):
     return start_proxy(
         folder,
@@ -50,13 +43,6 @@ def proxy_for(provider, predictor, folder, **env):
         UPSTREAM_GRPC=predictor.grpc_target,
         **env,
     )
-
-
-@pytest.fixture(scope="module")
-def door(provider, predictor, tmp_path_factory):
-    process = proxy_for(provider, predictor, tmp_path_factory.mktemp("door"))
-    yield process
-    process.stop()
 
 
 def token(provider, client=CLIENT, **options) -> str:

@@ -12,32 +12,11 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
-from support.oidc_provider import AUDIENCE, CLIENT, NO_SCOPE_CLIENT, OidcProvider
-from support.servers import ROOT, start_proxy
+from support.oidc_provider import AUDIENCE, CLIENT, NO_SCOPE_CLIENT
+from support.servers import ROOT
 
 OLD = ["quay.io/cats-dogs-other/predictor:old", "quay.io/cats-dogs-other/auth-proxy:old"]
 NEW = ["quay.io/cats-dogs-other/predictor:latest", "quay.io/cats-dogs-other/auth-proxy:latest"]
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    made = OidcProvider(tmp_path_factory.mktemp("oidc"))
-    yield made
-    made.stop()
-
-
-@pytest.fixture(scope="module")
-def door(provider, predictor, tmp_path_factory):
-    process = start_proxy(
-        tmp_path_factory.mktemp("door"),
-        **provider.proxy_settings(),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
-    )
-    yield process
-    process.stop()
 
 
 def deploy(tmp_path, provider, *, client=CLIENT, base_url=None, **state):
