@@ -6,7 +6,8 @@ serving, or null before the first deploy), `rollouts` (outcomes of the next `rol
 calls, true when omitted), `host` (the Route's). `apply -k DIR` renders DIR with the real
 kubectl ($REAL_KUBECTL) and makes its images a new revision when they differ from the current
 one; `rollout undo --to-revision=N` makes revision N's images a new revision, as Kubernetes
-does. Any other call fails, so a test notices a new one.
+does (and skips it when they are the current ones). `forbidden`: reading the Deployment
+fails; `undo_refused`: every undo fails. Any other call fails, so a test notices a new one.
 """
 
 from __future__ import annotations
@@ -43,14 +44,17 @@ def main(args: list[str]) -> int:
     code = 0
     current = state.get("current")
     match args:
-        case ["get", "deployment/cats-dogs-other", "-o", jsonpath] if jsonpath == REVISION:
-            if current is None:
+        case ["get", "deployment/cats-dogs-other", "--ignore-not-found", "-o", jsonpath] if (
+            jsonpath == REVISION
+        ):
+            if state.get("forbidden"):
                 print(
-                    'Error from server (NotFound): deployments "cats-dogs-other" not found',
+                    'Error from server (Forbidden): deployments.apps "cats-dogs-other" is '
+                    "forbidden: User cannot get resource",
                     file=sys.stderr,
                 )
                 code = 1
-            else:
+            elif current is not None:
                 print(current, end="")
         case ["apply", "-k", folder]:
             images = rendered_images(folder)
@@ -70,9 +74,14 @@ def main(args: list[str]) -> int:
             "--to-revision="
         ):
             wanted = to.split("=", 1)[1]
-            if wanted not in state["revisions"]:
+            if wanted not in state["revisions"] or state.get("undo_refused"):
                 print(f"error: unable to find specified revision {wanted}", file=sys.stderr)
                 code = 1
+            elif state["revisions"][wanted] == state["revisions"][str(current)]:
+                print(
+                    "deployment.apps/cats-dogs-other skipped rollback "
+                    f"(current template already matches revision {wanted})"
+                )
             else:
                 new_revision(state, state["revisions"][wanted])
                 print("deployment.apps/cats-dogs-other rolled back")

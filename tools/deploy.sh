@@ -19,11 +19,16 @@ deployment=deployment/cats-dogs-other
 timeout="${ROLLOUT_TIMEOUT:-15m}"
 
 revision() {
-  kubectl get "$deployment" \
-    -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}' 2>/dev/null || true
+  # Empty when there is no Deployment yet; any other failure (no access, no API server) stops
+  # the deploy before it changes anything.
+  kubectl get "$deployment" --ignore-not-found \
+    -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}'
 }
 
-previous="$(revision)"
+if ! previous="$(revision)"; then
+  echo "deploy: cannot read $deployment; nothing was applied" >&2
+  exit 1
+fi
 echo "deploy: revision serving before: ${previous:-none (first deploy)}"
 
 roll_back() {
@@ -32,17 +37,18 @@ roll_back() {
     echo "deploy: no earlier revision to roll back to (first deploy)" >&2
     exit 1
   fi
-  if [ "$(revision)" = "$previous" ]; then
-    echo "deploy: revision $previous is unchanged and still serving" >&2
+  # Always undone, even when the revision looks unchanged: its annotation lags a partial apply,
+  # and undoing to the template already serving is a no-op ("skipped rollback").
+  echo "deploy: rolling back to revision $previous" >&2
+  if ! kubectl rollout undo "$deployment" --to-revision="$previous"; then
+    echo "deploy: the rollback to revision $previous failed" >&2
     exit 1
   fi
-  echo "deploy: rolling back to revision $previous" >&2
-  kubectl rollout undo "$deployment" --to-revision="$previous"
   if ! kubectl rollout status "$deployment" --timeout="$timeout"; then
     echo "deploy: the rollback to revision $previous did not complete either" >&2
     exit 1
   fi
-  echo "deploy: rolled back; revision $(revision) serves what revision $previous served" >&2
+  echo "deploy: rolled back; revision $(revision || true) serves what revision $previous served" >&2
   exit 1
 }
 

@@ -45,9 +45,9 @@ def admin_application(
             async with session.get(
                 upstream_http + "/metrics", headers=headers, timeout=timeout
             ) as answer:
-                body = await answer.content.read(PREDICTOR_METRICS_MAX_BYTES + 1)
-                if answer.status != 200 or len(body) > PREDICTOR_METRICS_MAX_BYTES:
-                    raise ValueError(f"answered {answer.status}, {len(body)} bytes")
+                if answer.status != 200:
+                    raise ValueError(f"answered {answer.status}")
+                body = await _whole(answer)
                 kind = answer.headers.get("Content-Type", exposition.CONTENT_TYPE_LATEST)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -60,3 +60,19 @@ def admin_application(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/metrics/predictor", predictor_metrics)
     return app
+
+
+async def _whole(answer: aiohttp.ClientResponse) -> bytes:
+    """The whole page, up to `PREDICTOR_METRICS_MAX_BYTES` (one `read(n)` may return part of
+    it: a page cut at a chunk boundary would be a scrape with series missing, not an error)."""
+    declared = answer.content_length
+    if declared is not None and declared > PREDICTOR_METRICS_MAX_BYTES:
+        raise ValueError(f"a page of {declared} bytes")
+    body = bytearray()
+    async for chunk in answer.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > PREDICTOR_METRICS_MAX_BYTES:
+            raise ValueError(f"a page over {PREDICTOR_METRICS_MAX_BYTES} bytes")
+    if declared is not None and len(body) != declared:
+        raise ValueError(f"{len(body)} of {declared} bytes")
+    return bytes(body)

@@ -235,20 +235,36 @@ class RestProxy:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
+            await self._relay(request, upstream, response)
+            await response.write_eof()
+        self._observe(request, upstream.status)
+        return response
+
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+    ) -> None:
+        """Copy the predictor's answer to the client, telling whose side broke: an answer
+        that breaks off upstream is the predictor's failure (counted as one); a client that
+        leaves while it is written is the client's (recorded as 499 by `handle`)."""
+        if upstream.content_length is not None and upstream.content_length <= IN_ONE_PIECE:
+            pieces: AsyncIterator[bytes] = _one_piece(upstream)
+        else:
+            pieces = upstream.content.iter_chunked(CHUNK)
+        while True:
             try:
-                if upstream.content_length is not None and upstream.content_length <= IN_ONE_PIECE:
-                    await response.write(await upstream.read())
-                else:
-                    async for chunk in upstream.content.iter_chunked(CHUNK):
-                        await response.write(chunk)
+                piece = await anext(pieces, None)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 UPSTREAM_ERRORS.labels("rest", "broken_answer").inc()
                 self._observe(request, upstream.status)
                 logger.warning("upstream answer broke off: %s", exc)
                 raise  # the client sees a truncated answer, as it would from the predictor
-            await response.write_eof()
-        self._observe(request, upstream.status)
-        return response
+            if piece is None:
+                return
+            await response.write(piece)  # a client gone raises ConnectionResetError: 499
+
+
+async def _one_piece(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    yield await upstream.read()
 
 
 class LimitedBody:

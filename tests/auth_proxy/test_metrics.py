@@ -153,3 +153,36 @@ def test_key_metrics_say_how_many_keys_and_since_when(proxy):
     fetched = page[("auth_proxy_jwks_last_success_timestamp_seconds", ())]
     assert 0 <= time.time() - fetched < 600
     assert page[("auth_proxy_jwks_fetches_total", (("outcome", "ok"),))] >= 1
+
+
+def test_a_client_that_leaves_before_its_answer_is_499_not_an_upstream_error(proxy, issuer):
+    """The request reaches the predictor, the client hangs up while it works: the answer cannot
+    be written. That is the client's doing (nginx's 499), not a broken predictor answer."""
+    import json
+    import socket
+    import time
+    from pathlib import Path
+
+    from support.clients import json_request
+
+    photo = (Path(__file__).parents[1] / "fixtures" / "cat.png").read_bytes()
+    body = json.dumps(json_request([photo] * 8)).encode()
+    head = (
+        f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {issuer.token()}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    route = {"door": "rest", "protocol": "v2", "route": "/v2/models/{model}/infer"}
+    broken = ("auth_proxy_upstream_errors_total", (("door", "rest"), ("reason", "broken_answer")))
+    before = samples(proxy.admin_port)
+    with socket.create_connection(("127.0.0.1", proxy.http_port)) as sock:
+        sock.sendall(head + body)
+        time.sleep(0.05)  # admitted and forwarded; the predictor decodes 8 photos meanwhile
+    for _ in range(100):
+        after = samples(proxy.admin_port)
+        if count(after, **route) > count(before, **route):
+            break
+        time.sleep(0.1)
+    assert count(after, **route, status="499") == count(before, **route, status="499") + 1
+    assert count(after, **route) == count(before, **route) + 1
+    assert after[broken] == before[broken]

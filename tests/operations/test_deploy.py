@@ -132,7 +132,10 @@ def test_a_failed_first_deploy_has_nothing_to_roll_back_to(tmp_path, provider):
     assert not [call for call in cluster["calls"] if call[:2] == ["rollout", "undo"]]
 
 
-def test_an_unchanged_deploy_that_fails_undoes_nothing(tmp_path, provider, door):
+def test_an_unchanged_deploy_that_fails_is_undone_to_what_serves(tmp_path, provider, door):
+    """The revision looks unchanged (an apply that changed nothing, or one whose new revision
+    the annotation does not show yet): undone all the same, which Kubernetes skips when the
+    template already matches."""
     done, cluster = deploy(
         tmp_path,
         provider,
@@ -142,8 +145,30 @@ def test_an_unchanged_deploy_that_fails_undoes_nothing(tmp_path, provider, door)
         current=1,
     )
     assert done.returncode == 1
-    assert "revision 1 is unchanged and still serving" in done.stderr
+    assert "rolling back to revision 1" in done.stderr
+    assert verbs(cluster)[-3:] == [
+        "rollout undo",
+        "rollout status",
+        "get deployment/cats-dogs-other",
+    ]
     assert cluster["current"] == 1
+
+
+def test_a_deployment_that_cannot_be_read_is_not_deployed_over(tmp_path, provider):
+    done, cluster = deploy(tmp_path, provider, **running_before(forbidden=True))
+    assert done.returncode == 1
+    assert "Forbidden" in done.stderr
+    assert "cannot read deployment/cats-dogs-other; nothing was applied" in done.stderr
+    assert verbs(cluster) == ["get deployment/cats-dogs-other"]
+
+
+def test_a_rollback_kubectl_refuses_says_so(tmp_path, provider):
+    done, cluster = deploy(
+        tmp_path, provider, **running_before(rollouts=[False], undo_refused=True)
+    )
+    assert done.returncode == 1
+    assert "the rollback to revision 1 failed" in done.stderr
+    assert verbs(cluster)[-1] == "rollout undo"
 
 
 def test_the_workflow_deploys_with_the_script():
