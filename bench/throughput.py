@@ -464,6 +464,16 @@ def main() -> None:
     write_results(args, results, peak, peak_how)
 
 
+def kept_sections(out: Path) -> list[str]:
+    """bench.precision's section of the results file, kept as it is (its own run writes it)."""
+    from bench.precision import BEGIN, END
+
+    text = out.read_text() if out.exists() else ""
+    if BEGIN not in text or END not in text:
+        return []
+    return ["", text[text.index(BEGIN) : text.index(END) + len(END)]]
+
+
 def write_results(args, results: dict, peak: float, peak_how: str) -> None:
     lines = [
         "# Throughput",
@@ -545,7 +555,7 @@ def write_results(args, results: dict, peak: float, peak_how: str) -> None:
         ]
     lines += ["## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     lines += [f"| {t} | {shown} | {'yes' if ok else 'no'} |" for t, _, ok, shown in targets]
-    args.out.write_text("\n".join(lines) + "\n")
+    args.out.write_text("\n".join([*lines, *kept_sections(args.out)]) + "\n")
     print("\n".join(lines[-len(targets) - 4 :]))
     print(f"wrote {args.out}")
 

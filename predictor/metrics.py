@@ -39,7 +39,14 @@ MODEL_READY = Gauge(
 )
 LOAD_SECONDS = Gauge(
     "predictor_model_load_seconds",
-    "Seconds the last model load took: fetch, conversion, runtime choice, warm-up.",
+    "Seconds the last model load took: fetch, conversion, runtime and precision choice, "
+    "warm-up (or, warm, reading the compiled-model cache).",
+)
+PRECISION_AGREEMENT = Gauge(
+    "predictor_precision_agreement_ratio",
+    "Share of the held-out calibration photos on which a reduced precision's top-1 agreed with "
+    "FP32 at load (the accuracy guard; it serves a reduced precision only at 0.99 or more).",
+    ["precision"],
 )
 MODEL = Info(
     "predictor_model",

@@ -20,13 +20,13 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, default_model, metrics, outputs, sources
+from . import codec, contract, default_model, loading, metrics, outputs, sources
 from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge, NoSuchVersion
 from .imaging import ImageOverLimit, ImageProblem, decode_image
 from .measure import best_batch_size
-from .runtime import Runtime, load_runtime
+from .runtime import Runtime
 from .settings import Settings
 from .sources import ResolvedModel
 
@@ -59,6 +59,7 @@ class CatsDogsOtherModel(kserve.Model):
         self.max_images = settings.max_images
         self.max_batch_size = settings.max_batch_size  # 0: measured at load
         self._runtime: Runtime | None = None
+        self.loaded: loading.Loaded | None = None
         self._load_lock = threading.Lock()
         self._decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         # As many model calls at once as the runtime runs in parallel (runtime.py); set at load.
@@ -88,13 +89,20 @@ class CatsDogsOtherModel(kserve.Model):
             resolved = sources.resolve(
                 uri, self.settings.cache_dir, give_up_after=self.settings.fetch_timeout
             )
-            runtime = load_runtime(
-                resolved.path, self.settings.runtime, self.settings.inference_threads
+            loaded = loading.load(
+                resolved.path,
+                resolved.sha256,
+                choice=self.settings.runtime,
+                wanted=self.settings.precision,
+                threads=self.settings.inference_threads,
+                cache_dir=self.settings.cache_dir,
+                calibration_dir=self.settings.calibration_dir,
             )
-            self._configure_batcher(runtime)
-            self._runtime, self.resolved = runtime, resolved
+            runtime = loaded.runtime
+            self._configure_batcher(loaded)
+            self._runtime, self.resolved, self.loaded = runtime, resolved, loaded
             self.ready = True
-            self._publish(runtime, resolved, time.monotonic() - started)
+            self._publish(loaded, resolved, time.monotonic() - started)
             described = ", ".join(f"{k} {v}" for k, v in resolved.describe().items())
             cached = " (from the cache)" if resolved.from_cache else ""
             logger.info("model %s loaded and warmed up%s: %s", self.name, cached, described)
@@ -104,8 +112,9 @@ class CatsDogsOtherModel(kserve.Model):
         finally:
             self._load_lock.release()
 
-    def _publish(self, runtime: Runtime, resolved: ResolvedModel, seconds: float) -> None:
+    def _publish(self, loaded: loading.Loaded, resolved: ResolvedModel, seconds: float) -> None:
         """The loaded model in `/metrics`: what it is, how long it took, and that it is ready."""
+        runtime = loaded.runtime
         metrics.describe_model(
             model=self.name,
             version=self.version,
@@ -113,18 +122,30 @@ class CatsDogsOtherModel(kserve.Model):
             sha256=resolved.sha256,
             location=sources.redact(resolved.location),
             runtime=runtime.name,
+            precision=runtime.precision,
             max_batch_size=str(self.batcher.max_batch_size),
+            decided="cached" if loaded.from_cache else "measured",
         )
+        for verdict in loaded.decisions.get("verdicts", []):
+            metrics.PRECISION_AGREEMENT.labels(verdict["precision"]).set(verdict["agreement"])
         metrics.LOAD_SECONDS.set(seconds)
         metrics.MODEL_READY.set(1)
 
-    def _configure_batcher(self, runtime) -> None:
-        """As many batches in flight as the runtime runs at once, each as large as pays."""
+    def _configure_batcher(self, loaded: loading.Loaded) -> None:
+        """As many batches in flight as the runtime runs at once, each as large as pays
+        (measured once, then kept with the load's other decisions)."""
+        runtime = loaded.runtime
         if runtime.parallel > 1:
             self._inference.shutdown(wait=False)
             self._inference = ThreadPoolExecutor(runtime.parallel, thread_name_prefix="infer")
         measured = "" if self.max_batch_size else " (measured)"
-        self.batcher.max_batch_size = self.max_batch_size or best_batch_size(runtime)
+        size = self.max_batch_size or loaded.decisions.get("max_batch_size")
+        if not size:
+            size = best_batch_size(runtime)
+            loaded.entry.remember(max_batch_size=size)
+        elif not self.max_batch_size:
+            measured = " (measured at an earlier start)"
+        self.batcher.max_batch_size = size
         self.batcher.executor, self.batcher.in_flight = self._inference, runtime.parallel
         logger.info(
             "batching: up to %d images per model call%s, %d call(s) at once, waiting %g ms",
@@ -161,8 +182,13 @@ class CatsDogsOtherModel(kserve.Model):
         parameters = self.resolved.describe() if self.resolved else {}
         if parameters and not self.model_uri:
             parameters["model"] = default_model.DESCRIPTION
-        if parameters and self._runtime is not None:
+        if parameters and self._runtime is not None and self.loaded is not None:
             parameters["runtime"] = self._runtime.name
+            parameters["precision"] = self._runtime.precision
+            for verdict in self.loaded.decisions.get("verdicts", []):
+                name = verdict["precision"]
+                parameters[f"{name}_agreement_with_fp32"] = f"{verdict['agreement']:.4f}"
+                parameters[f"{name}_guard"] = "passed" if verdict["passed"] else verdict["reason"]
             parameters["max_batch_size"] = str(self.batcher.max_batch_size)
             parameters["parallel_model_calls"] = str(self.batcher.in_flight)
         return {

@@ -43,6 +43,7 @@ class Runtime(Protocol):
 
     name: str
     parallel: int
+    precision: str  # "fp32", "int8" or "bf16" (precision.py)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
 
@@ -55,6 +56,7 @@ class KerasRuntime:
     """A loaded Keras model behind one call: float32 [N, 224, 224, 3] in, float32 [N, 3] out."""
 
     name = "tensorflow"
+    precision = "fp32"
     parallel = 1  # one call at a time: TensorFlow spreads it over its own thread pool
 
     def __init__(self, model):
@@ -113,7 +115,11 @@ class OpenVINORuntime:
 
     name = "openvino"
 
-    def __init__(self, latency, throughput=None):
+    def __init__(self, latency, throughput=None, *, source=None, precision: str = "fp32"):
+        self.precision = precision
+        # The OpenVINO model it was compiled from, kept while the load saves or quantizes it;
+        # loading.py drops it then (the compiled models hold their own copy of the weights).
+        self.source = source
         self._latency = latency.create_infer_request()
         self._streams: queue.SimpleQueue = queue.SimpleQueue()
         self.parallel = 1
@@ -127,15 +133,24 @@ class OpenVINORuntime:
 
     @classmethod
     def from_keras(cls, model, threads: int | None = None) -> OpenVINORuntime:
+        return cls.compile(convert(model), threads)
+
+    @classmethod
+    def compile(
+        cls, converted, threads: int | None = None, precision: str = "fp32"
+    ) -> OpenVINORuntime:
+        """Compile an OpenVINO model (converted, quantized, or read from the cache) for this
+        CPU. `precision` "bf16" computes in bfloat16; otherwise FP32 (an INT8 model's
+        quantized operations run in INT8 either way)."""
         import openvino as ov
 
-        with tempfile.TemporaryDirectory(prefix="openvino-export-") as folder:
-            model.export(folder, format="tf_saved_model", verbose=False)
-            converted = ov.convert_model(folder)
         core = ov.Core()
         # No CPU pinning: pinned inference threads starve the event loop's thread of its core,
         # and probes waited up to 300 ms under load (measured); unpinned, they stay < 200 ms.
-        common = {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": "NO"}
+        common = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "ENABLE_CPU_PINNING": "NO",
+        }
         threads = threads or available_cpus()
         latency = core.compile_model(
             converted,
@@ -143,7 +158,7 @@ class OpenVINORuntime:
             {**common, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads)},
         )
         if threads < 2:
-            return cls(latency)
+            return cls(latency, source=converted, precision=precision)
         throughput = core.compile_model(
             converted,
             "CPU",
@@ -154,7 +169,7 @@ class OpenVINORuntime:
                 "INFERENCE_NUM_THREADS": str(threads),
             },
         )
-        return cls(latency, throughput)
+        return cls(latency, throughput, source=converted, precision=precision)
 
     def outputs_per_compiled_model(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs of the latency model and of a throughput stream, to check both."""
@@ -182,6 +197,15 @@ class OpenVINORuntime:
                 self._running -= 1
                 if alone:
                     self._latency_busy = False
+
+
+def convert(model):
+    """The Keras model as an OpenVINO model, through a SavedModel (OpenVINO reads no .keras)."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(prefix="openvino-export-") as folder:
+        model.export(folder, format="tf_saved_model", verbose=False)
+        return ov.convert_model(folder)
 
 
 def _infer(request, pixels: np.ndarray) -> np.ndarray:

@@ -82,7 +82,14 @@ def start_predictor(
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+            # A cache of its own unless the test gives one: a load decided by an earlier
+            # test (or run) would make this start warm, and what it logs depend on history.
+            env={
+                **os.environ,
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "MODEL_CACHE_DIR": str(log_dir / f"cache-{http_port}"),
+                **env,
+            },
         )
     return Process(popen, log_path, http_port, grpc_port)
 

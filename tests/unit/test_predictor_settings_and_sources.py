@@ -28,6 +28,10 @@ def settings_from(monkeypatch, argv: list[str], **env: str):
         (["--log_requests", "false"], {"LOG_REQUESTS": "1"}, "log_requests", False),
         (["--max_batch_wait_ms", "5"], {}, "max_batch_wait", 0.005),
         ([], {}, "listen_host", "127.0.0.1"),
+        ([], {}, "precision", "fp32"),
+        ([], {"PRECISION": "int8"}, "precision", "int8"),
+        (["--precision", "auto"], {"PRECISION": "bf16"}, "precision", "auto"),
+        ([], {"CALIBRATION_DIR": "/photos"}, "calibration_dir", Path("/photos")),
     ],
 )
 def test_flags_win_over_the_environment_over_defaults(monkeypatch, argv, env, field, expected):
@@ -93,6 +97,12 @@ def test_redact_hides_url_credentials():
         (["--log_requests", "tru"], {}, "--log_requests: 'tru' is not a boolean"),
         ([], {"LOG_REQUESTS": "maybe"}, "LOG_REQUESTS (or --log_requests)"),
         (["--runtime", "onnx"], {}, "--runtime: 'onnx' is not one of auto, openvino, tensorflow"),
+        ([], {"PRECISION": "fp16"}, "PRECISION (or --precision): 'fp16' is not one of fp32, int8"),
+        (
+            ["--precision", "int8", "--runtime", "tensorflow"],
+            {},
+            "--precision int8 runs on OpenVINO: not with --runtime tensorflow",
+        ),
         ([], {"MAX_BATCH_WAIT_MS": "inf"}, "MAX_BATCH_WAIT_MS"),
         ([], {"MODEL_FETCH_TIMEOUT_SECONDS": "-1"}, "MODEL_FETCH_TIMEOUT_SECONDS"),
     ],
@@ -112,6 +122,8 @@ def test_defaults_reach_the_parts_that_use_them():
     assert settings.limits == ImageLimits()
     assert settings.max_batch_wait == 0.002
     assert settings.model_uri == ""  # the demo model
+    assert settings.precision == "fp32"  # Keras's values unless asked otherwise
+    assert (settings.calibration_dir / "README.md").is_file()
     assert len({option.flag for option in OPTIONS}) == len(OPTIONS)
     names = [name for option in OPTIONS for name in option.variables]
     assert len(set(names)) == len(names)

@@ -1,0 +1,214 @@
+"""Precision, measured: FP32, INT8 and BF16 side by side in one run, and start-to-ready times.
+
+    .venv/bin/python -m bench.precision [--seconds 8] [--models vgg16,demo]
+
+For each model (the course's VGG16 architecture with random weights, and the built-in demo)
+and each precision (`--precision fp32|int8|bf16`, on a fresh MODEL_CACHE_DIR):
+1. start-to-ready of a cold predictor process (TensorFlow, conversion, measuring, and for a
+   reduced precision quantization and the guard), then of a warm one on the cache it left;
+2. served through the auth proxy at concurrency 16, V2 REST binary and gRPC, a real JPEG;
+3. the ceiling: the served runtime (read from that cache) on pre-decoded tensors, called by
+   as many threads as it runs calls at once, batch 8;
+4. top-1 agreement with FP32 and accuracy on the course photos the calibration never saw
+   (../shared; "n/a" where absent).
+FP32 is the baseline of each ratio, measured in the same run. Writes its section of
+bench/RESULTS.md (between its markers; bench.throughput keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from bench.throughput import build_vgg16, cells, closed_loop, grpc_infer, photo, rest_binary
+from predictor import calibration, default_model, loading, precision
+from predictor.cpus import available_cpus
+from predictor.imaging import ImageLimits, decode_image
+from predictor.measure import images_per_second
+from support.issuer import dev_issuer
+from support.servers import ROOT, start_predictor, start_proxy, wait_ready
+
+PRECISIONS = ("fp32", "int8", "bf16")
+BEGIN, END = "<!-- bench.precision -->", "<!-- /bench.precision -->"
+
+
+def held_out_photos() -> tuple[np.ndarray, np.ndarray] | None:
+    """Course photos (../shared) the shipped calibration half does not hold, and labels."""
+    from predictor.contract import LABELS
+    from support.images import SHARED_PHOTOS
+
+    if not (SHARED_PHOTOS / "labels.csv").is_file():
+        return None
+    seen = {p.tobytes() for p in calibration.load().calibration}
+    pixels, labels = [], []
+    for line in (SHARED_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
+        name, label = line.split(",")
+        decoded = decode_image((SHARED_PHOTOS / "images" / name).read_bytes(), ImageLimits())
+        if decoded.tobytes() not in seen:
+            pixels.append(decoded)
+            labels.append([x.lower() for x in LABELS].index(label))
+    return np.stack(pixels), np.array(labels)
+
+
+def served(predictor, proxy, token: str, jpeg: bytes, seconds: float) -> dict:
+    import grpc
+
+    async def measure() -> dict:
+        auth = {"Authorization": f"Bearer {token}"}
+        rows = {}
+        url = f"http://127.0.0.1:{proxy.http_port}/v2/models/cats-dogs-other/infer"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            rows["REST binary"] = await closed_loop(
+                rest_binary(session, url, jpeg, auth), 16, seconds
+            )
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{proxy.grpc_port}")
+            metadata = [("authorization", auth["Authorization"])]
+            rows["gRPC"] = await closed_loop(grpc_infer(channel, jpeg, metadata), 16, seconds)
+            await channel.close()
+        return rows
+
+    return asyncio.run(measure())
+
+
+def start(path: Path, folder: Path, wanted: str, cache: Path) -> tuple[object, float]:
+    started = time.monotonic()
+    process = wait_ready(
+        start_predictor(path, folder, MODEL_CACHE_DIR=str(cache), PRECISION=wanted), timeout=900
+    )
+    return process, time.monotonic() - started
+
+
+def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos) -> dict:
+    settings, token = dev_issuer(scratch / "issuer")
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    results, outputs = {}, {}
+    for wanted in PRECISIONS:
+        cache = scratch / f"cache-{path.stem}-{wanted}"
+        predictor, cold = start(path, scratch, wanted, cache)
+        proxy = start_proxy(
+            scratch, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
+        )
+        try:
+            rows = served(predictor, proxy, token, jpeg, seconds)
+            lines = [
+                line.split("] ", 1)[-1].strip()
+                for line in predictor.log().splitlines()
+                if "precision" in line and ("guard" in line or "CPU" in line)
+            ]
+        finally:
+            proxy.stop()
+            predictor.stop()
+        predictor, warm = start(path, scratch, wanted, cache)
+        predictor.stop()
+        loaded = loading.load(
+            path, sha256, wanted=wanted, threads=available_cpus(), cache_dir=cache
+        )
+        runtime = loaded.runtime
+        batch = np.repeat(decode_image(jpeg, ImageLimits())[np.newaxis], 8, axis=0)
+        ceiling, _ = images_per_second(runtime, batch, runtime.parallel, seconds / 2)
+        if photos is not None:
+            outputs[runtime.precision] = loading.run(runtime, photos[0])
+        results[wanted] = {
+            "served precision": runtime.precision,
+            "cold": cold,
+            "warm": warm,
+            "ceiling": ceiling,
+            "rows": rows,
+            "log": lines,
+        }
+        print(
+            f"  {wanted}: serves {runtime.precision}; ready cold {cold:.1f} s, warm {warm:.1f} s; "
+            f"ceiling {ceiling:.1f}/s; "
+            + "; ".join(f"{p} c=16 {cells(r)}" for p, r in rows.items()),
+            flush=True,
+        )
+    for wanted, result in results.items():
+        if photos is not None and result["served precision"] in outputs:
+            verdict = precision.judge(
+                wanted, outputs["fp32"], outputs[result["served precision"]], photos[1]
+            )
+            result["agreement"], result["accuracy"] = verdict.agreement, verdict.accuracy
+    return results
+
+
+def section(args, results: dict, photos) -> list[str]:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        BEGIN,
+        "## Precision",
+        "",
+        f"Command: `.venv/bin/python -m bench.precision --seconds {args.seconds:g} --models "
+        f"{args.models}`; one run, {when}. CPU flags: "
+        + ", ".join(
+            sorted(f for f in precision.cpu_flags() if "vnni" in f or "bf16" in f or "amx" in f)
+        )
+        + ". Agreement and accuracy on "
+        + (f"{len(photos[1])} course photos the calibration never saw" if photos else "n/a")
+        + "; served = through the proxy at c=16; ratios against FP32 of the same run.",
+        "",
+    ]
+    for name, rows in results.items():
+        base = rows["fp32"]
+        lines += [
+            f"### {name}",
+            "",
+            "| precision | served as | ceiling images/s | vs fp32 | REST binary c=16 | vs fp32 "
+            "| gRPC c=16 | vs fp32 | p99 ms (gRPC) | agreement | accuracy | ready cold s "
+            "| ready warm s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for wanted, r in rows.items():
+            rest, grpc_row = r["rows"]["REST binary"], r["rows"]["gRPC"]
+            agreement = f"{r['agreement']:.1%}" if "agreement" in r else "n/a"
+            accuracy = f"{r['accuracy']:.1%}" if r.get("accuracy") is not None else "n/a"
+            lines.append(
+                f"| {wanted} | {r['served precision']} | {r['ceiling']:.2f} | "
+                f"{r['ceiling'] / base['ceiling']:.2f} | {rest['rate']:.2f} | "
+                f"{rest['rate'] / base['rows']['REST binary']['rate']:.2f} | "
+                f"{grpc_row['rate']:.2f} | {grpc_row['rate'] / base['rows']['gRPC']['rate']:.2f} | "
+                f"{grpc_row['p99']:.0f} | {agreement} | {accuracy} | {r['cold']:.1f} | "
+                f"{r['warm']:.1f} |"
+            )
+        lines += ["", "The guard at load:", ""]
+        lines += [f"- {wanted}: {line}" for wanted, r in rows.items() for line in r["log"]]
+        lines.append("")
+    return [*lines, END]
+
+
+def write(out: Path, lines: list[str]) -> None:
+    text = out.read_text() if out.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + text[text.index(END) + len(END) :].lstrip("\n")
+    out.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8, help="window per measurement")
+    parser.add_argument("--models", default="vgg16,demo")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    jpeg, photos = photo(), held_out_photos()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        for name in args.models.split(","):
+            path = default_model.PATH if name == "demo" else scratch / "vgg16.keras"
+            if name == "vgg16":
+                build_vgg16(path)
+            print(f"{name}:", flush=True)
+            results[name] = measure_model(path, scratch, jpeg, args.seconds, photos)
+    lines = section(args, results, photos)
+    write(args.out, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Load the model to serve: warm from the compiled-model cache when it holds this load's
+decisions, else cold (runtime.py's FP32 choice, then the precision asked for), saving them.
+
+A warm start compiles the cached OpenVINO model and is ready: it never imports TensorFlow
+(a model served by TensorFlow still loads with it, but skips converting and measuring).
+A cold start with a reduced precision quantizes (int8) or recompiles (bf16), runs the guard
+(precision.py) on the held-out photos and serves the precision that passed, FP32 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import calibration, precision
+from .compiled_cache import Entry, key
+from .contract import PIXELS_SHAPE
+from .cpus import available_cpus
+from .measure import images_per_second
+from .runtime import OpenVINORuntime, Runtime, _first_line, convert, load_runtime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    runtime: Runtime
+    decisions: dict  # what the cache keeps: runtime, precision, verdicts, max_batch_size
+    entry: Entry
+    from_cache: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def load(
+    path: Path,
+    sha256: str,
+    *,
+    choice: str = "auto",
+    wanted: str = "fp32",
+    threads: int | None = None,
+    cache_dir: Path,
+    calibration_dir: Path = calibration.DEFAULT_DIR,
+) -> Loaded:
+    threads = threads or available_cpus()
+    photos_key = ""
+    if wanted != "fp32":
+        try:
+            photos_key = calibration.fingerprint(calibration_dir)
+        except (calibration.CalibrationError, OSError) as exc:
+            photos_key = f"unusable: {exc}"
+    entry = Entry.under(
+        cache_dir,
+        key(model=sha256, runtime=choice, precision=wanted, threads=threads, photos=photos_key),
+    )
+    started = time.monotonic()
+    served: Runtime
+    cached = entry.read()
+    if cached is not None:
+        decisions, model = cached
+        if model is not None:
+            served = OpenVINORuntime.compile(model, threads, decisions["precision"])
+        else:
+            served = load_runtime(path, "tensorflow", threads)
+        served(np.zeros((1, *PIXELS_SHAPE), dtype=np.float32))  # warm, as a cold load does
+        logger.info(
+            "runtime %s, precision %s: decided at an earlier start (cache %s)",
+            served.name,
+            served.precision,
+            entry.folder.name,
+        )
+        return Loaded(served, decisions, entry, True, {"load": time.monotonic() - started})
+    fp32 = load_runtime(path, choice, threads)
+    served = fp32
+    verdicts: list[precision.Verdict] = []
+    if wanted != "fp32":
+        served, verdicts = reduce(fp32, wanted, threads, calibration_dir)
+    decisions = {
+        "runtime": served.name,
+        "precision": served.precision,
+        "verdicts": [verdict.as_dict() for verdict in verdicts],
+    }
+    source = getattr(served, "source", None) if served.name == "openvino" else None
+    entry.save(decisions, source)
+    for runtime in {id(fp32): fp32, id(served): served}.values():
+        if isinstance(runtime, OpenVINORuntime):
+            runtime.source = None  # its weights: hundreds of MB for VGG16
+    return Loaded(served, decisions, entry, False, {"load": time.monotonic() - started})
+
+
+def reduce(
+    fp32: Runtime, wanted: str, threads: int, calibration_dir: Path
+) -> tuple[Runtime, list[precision.Verdict]]:
+    """The reduced-precision runtime that passes the guard (for `auto`, the fastest of them
+    and FP32), or `fp32` itself; and the guard's verdicts."""
+    tried, skipped = precision.candidates(wanted, precision.cpu_flags())
+    for line in skipped:  # asked for by name: a warning; one of auto's candidates: news
+        level = logging.INFO if wanted == "auto" else logging.WARNING
+        logger.log(level, "precision %s%s", line, "" if wanted == "auto" else ": serving fp32")
+    if not tried:
+        return fp32, []
+    try:
+        source = getattr(fp32, "source", None) or convert(fp32.model)  # type: ignore[attr-defined]
+        photos = calibration.load(calibration_dir)
+    except Exception as exc:  # a model OpenVINO cannot convert, a calibration folder unusable
+        logger.warning("precision %s not tried (%s): serving fp32", wanted, _first_line(exc))
+        return fp32, []
+    logger.info("precision: calibration photos from %s: %s", calibration_dir, photos.describe())
+    reference = run(fp32, photos.held_out)
+    passing: list[Runtime] = []
+    verdicts = []
+    for candidate in tried:
+        started = time.monotonic()
+        model = quantize_int8(source, photos.calibration) if candidate == "int8" else source
+        runtime = OpenVINORuntime.compile(model, threads, candidate)
+        verdict = precision.judge(
+            candidate, reference, run(runtime, photos.held_out), photos.held_out_labels
+        )
+        verdicts.append(verdict)
+        took = time.monotonic() - started
+        if verdict.passed:
+            passing.append(runtime)
+            logger.info(
+                "precision %s passed the guard in %.1f s: %s", candidate, took, verdict.describe()
+            )
+        else:
+            logger.warning(
+                "precision %s refused by the guard (%s; %s)",
+                candidate,
+                verdict.reason,
+                verdict.describe(),
+            )
+    if not passing:
+        logger.warning("precision %s: no reduced precision passed the guard: serving fp32", wanted)
+        return fp32, verdicts
+    if wanted != "auto":
+        return passing[0], verdicts
+    return fastest([fp32, *passing], photos.held_out[:4]), verdicts
+
+
+def quantize_int8(source, pixels: np.ndarray):
+    from .quantize import quantize_int8 as quantize
+
+    return quantize(source, pixels)
+
+
+def run(runtime: Runtime, pixels: np.ndarray, batch: int = 8) -> np.ndarray:
+    return np.concatenate([runtime(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
+
+
+def fastest(runtimes: list[Runtime], pixels: np.ndarray) -> Runtime:
+    speeds = [images_per_second(r, pixels, callers=r.parallel)[0] for r in runtimes]
+    logger.info(
+        "precision auto: %s",
+        ", ".join(f"{r.precision} {s:.1f} images/s" for r, s in zip(runtimes, speeds, strict=True)),
+    )
+    return runtimes[int(np.argmax(speeds))]

@@ -1,0 +1,227 @@
+"""The accuracy guard, the precision candidates, the calibration folder's split and labels, and
+the compiled-model cache's key and damage handling: pure parts, in process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from predictor import calibration, compiled_cache, precision
+from predictor.precision import judge
+from support import images
+
+LABELS = np.array([0, 1, 2] * 10)
+
+
+def one_hot(classes: np.ndarray) -> np.ndarray:
+    return np.eye(3, dtype=np.float32)[classes]
+
+
+def test_a_reduced_model_that_agrees_everywhere_passes():
+    verdict = judge("int8", one_hot(LABELS), one_hot(LABELS) * 0.9, LABELS)
+    assert verdict.passed and verdict.reason == ""
+    assert (verdict.agreement, verdict.accuracy, verdict.fp32_accuracy) == (1.0, 1.0, 1.0)
+    assert verdict.describe() == (
+        "top-1 agreement with FP32 100.0% on 30 photos, accuracy 100.0% (FP32 100.0%)"
+    )
+
+
+def test_one_disagreement_in_thirty_is_under_99_percent():
+    reduced = LABELS.copy()
+    reduced[0] = 1  # was right (label 0), now wrong: accuracy drops too
+    verdict = judge("int8", one_hot(LABELS), one_hot(reduced), LABELS)
+    assert not verdict.passed
+    assert verdict.reason == "top-1 agreement 96.7% < 99%; accuracy 96.7% < FP32's 100.0%"
+
+
+def test_lower_accuracy_is_refused_even_at_full_agreement_on_unlabelled_photos():
+    # 200 photos: 1 disagreement is 99.5 % agreement, but it turns a right answer wrong
+    labels = np.array([0, 1] * 100)
+    reduced = labels.copy()
+    reduced[1] = 0
+    verdict = judge("bf16", one_hot(labels), one_hot(reduced), labels)
+    assert verdict.agreement == 0.995
+    assert not verdict.passed and verdict.reason == "accuracy 99.5% < FP32's 100.0%"
+
+
+def test_a_disagreement_that_fixes_an_answer_is_not_lower_accuracy():
+    labels = np.array([0, 1] * 100)
+    fp32 = labels.copy()
+    fp32[1] = 0  # FP32 wrong on one photo, the reduced model right
+    verdict = judge("int8", one_hot(fp32), one_hot(labels), labels)
+    assert verdict.passed and verdict.accuracy == 1.0 and verdict.fp32_accuracy == 0.995
+
+
+def test_unlabelled_photos_are_judged_on_agreement_alone():
+    unlabelled = np.full(30, -1)
+    verdict = judge("int8", one_hot(LABELS), one_hot(LABELS), unlabelled)
+    assert verdict.passed and verdict.accuracy is None
+    assert verdict.describe() == "top-1 agreement with FP32 100.0% on 30 photos"
+
+
+def test_too_few_held_out_photos_cannot_pass():
+    verdict = judge("int8", one_hot(LABELS[:9]), one_hot(LABELS[:9]), LABELS[:9])
+    assert not verdict.passed
+    assert verdict.reason == "9 held-out photos; the guard needs at least 10"
+
+
+@pytest.mark.parametrize(
+    ("choice", "flags", "tried", "skipped"),
+    [
+        ("int8", set(), ["int8"], []),
+        ("bf16", {"avx512_bf16"}, ["bf16"], []),
+        ("bf16", {"amx_bf16"}, ["bf16"], []),
+        ("bf16", {"avx2", "avx512f"}, [], ["bf16: this CPU has neither"]),
+        ("auto", {"avx512_bf16"}, ["int8", "bf16"], []),
+        ("auto", {"avx2"}, ["int8"], ["bf16: this CPU has neither"]),
+        ("fp32", {"avx512_bf16"}, [], []),
+    ],
+)
+def test_candidates_follow_the_cpu(choice, flags, tried, skipped):
+    found, lines = precision.candidates(choice, frozenset(flags))
+    assert found == tried
+    assert len(lines) == len(skipped)
+    for line, start in zip(lines, skipped, strict=True):
+        assert line.startswith(start)
+
+
+def test_this_machines_flags_are_read():
+    assert precision.cpu_flags(), "no flags line in /proc/cpuinfo"
+
+
+# -- the calibration folder ----------------------------------------------------------------
+
+
+def photo_folder(root, count: int, labelled: bool = True):
+    for index in range(count):
+        folder = root / (["cat", "Dog", "OTHER"][index % 3] if labelled else "misc")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index}.png").write_bytes(images.rgb_png(seed=index))
+    return root
+
+
+def test_the_folder_is_split_in_halves_by_content_not_by_name(tmp_path):
+    first = calibration.load(photo_folder(tmp_path / "a", 12))
+    assert len(first.calibration) == len(first.held_out) == 6
+    # the same photos under other names, in other folders: the same halves
+    renamed = tmp_path / "b"
+    for index, path in enumerate(sorted((tmp_path / "a").rglob("*.png"))):
+        target = renamed / path.parent.name / f"z{99 - index}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    second = calibration.load(renamed)
+    assert np.array_equal(first.calibration, second.calibration)
+    assert np.array_equal(first.held_out_labels, second.held_out_labels)
+    assert first.digest == second.digest == calibration.fingerprint(renamed)
+    # no photo on both sides
+    flat = {bytes(p) for p in first.calibration.reshape(6, -1).view(np.uint8)}
+    assert not flat & {bytes(p) for p in first.held_out.reshape(6, -1).view(np.uint8)}
+
+
+def test_labels_come_from_the_nearest_label_folder_in_any_case(tmp_path):
+    root = tmp_path / "photos"
+    assert calibration.label_of(root / "cat" / "x.png", root) == 0
+    assert calibration.label_of(root / "Dog" / "sub" / "x.png", root) == 1
+    assert calibration.label_of(root / "OTHER" / "x.png", root) == 2
+    assert calibration.label_of(root / "x.png", root) == -1
+    assert calibration.label_of(root / "cats" / "x.png", root) == -1
+    unlabelled = calibration.load(photo_folder(tmp_path / "u", 4, labelled=False))
+    assert list(unlabelled.held_out_labels) == [-1, -1]
+
+
+def test_a_relabelled_photo_changes_the_fingerprint(tmp_path):
+    root = photo_folder(tmp_path / "p", 6)
+    before = calibration.fingerprint(root)
+    (root / "cat" / "0.png").rename(root / "Dog" / "0.png")
+    assert calibration.fingerprint(root) != before
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: (root.mkdir(), (root / "notes.txt").write_text("x")), "holds no image"),
+        (
+            lambda root: (root.mkdir(), (root / "broken.png").write_bytes(b"\x89PNG\r\n")),
+            "broken.png: ",
+        ),
+    ],
+)
+def test_an_unusable_folder_says_why(tmp_path, make, message):
+    root = tmp_path / "photos"
+    make(root)
+    with pytest.raises(calibration.CalibrationError, match=message):
+        calibration.load(root)
+
+
+def test_the_shipped_photos_decode_as_their_originals_do():
+    """They were resized as the predictor resizes: the model sees the originals' pixels."""
+    from predictor.imaging import ImageLimits, decode_image
+
+    shipped = sorted(calibration.DEFAULT_DIR.rglob("*.png"))
+    assert len(shipped) == 30
+    originals = images.SHARED_PHOTOS / "images"
+    if not originals.is_dir():
+        pytest.skip(f"{originals} is absent (the course photos live in ../shared)")
+    for path in shipped[:6]:
+        ours = decode_image(path.read_bytes(), ImageLimits())
+        theirs = decode_image((originals / path.name).read_bytes(), ImageLimits())
+        assert np.array_equal(ours, theirs), path.name
+
+
+# -- the compiled-model cache ----------------------------------------------------------------
+
+
+def test_the_key_changes_with_each_input():
+    base = {"model": "a" * 64, "runtime": "auto", "precision": "int8", "threads": 2, "photos": "p"}
+    keys = {compiled_cache.key(**base)}
+    for name, other in [
+        ("model", "b" * 64),
+        ("runtime", "openvino"),
+        ("precision", "fp32"),
+        ("threads", 4),
+        ("photos", "q"),
+    ]:
+        keys.add(compiled_cache.key(**{**base, name: other}))
+    assert len(keys) == 6
+    assert compiled_cache.key(**base) == compiled_cache.key(**base)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "decisions.json").write_text("{not json"),
+        lambda folder: (folder / "decisions.json").write_text(json.dumps({"runtime": "x"})),
+        lambda folder: (folder / "decisions.json").write_text(json.dumps(["openvino"])),
+        # an OpenVINO entry whose model files are missing
+        lambda folder: (folder / "decisions.json").write_text(json.dumps({"runtime": "openvino"})),
+    ],
+)
+def test_a_damaged_entry_is_removed_and_read_as_none(tmp_path, damage, caplog):
+    entry = compiled_cache.Entry.under(tmp_path, "k")
+    entry.folder.mkdir(parents=True)
+    damage(entry.folder)
+    assert entry.read() is None
+    assert not entry.folder.exists()
+    assert "unusable" in caplog.text
+
+
+def test_an_entry_is_written_whole_and_remembers_later_decisions(tmp_path):
+    entry = compiled_cache.Entry.under(tmp_path, "k")
+    entry.save({"runtime": "tensorflow", "precision": "fp32"}, None)
+    entry.remember(max_batch_size=8)
+    decisions, model = entry.read()
+    assert decisions == {"runtime": "tensorflow", "precision": "fp32", "max_batch_size": 8}
+    assert model is None
+    assert [p.name for p in (tmp_path / "compiled").iterdir()] == ["k"]  # no staging left
+
+
+def test_an_unwritable_cache_costs_only_time(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    entry = compiled_cache.Entry.under(blocker, "k")
+    entry.save({"runtime": "tensorflow"}, None)
+    assert entry.read() is None
+    assert "not written" in caplog.text
