@@ -8,7 +8,8 @@ first half in that order calibrates the quantizer, the second is held out for th
 split does not depend on file names or listing order, so the same folder always gives the same
 halves, and the guard never sees a photo the calibration saw.
 
-The default folder is `predictor/calibration/`: 30 photos from the course's dataset (see its
+Up to `2 * MOST_IMAGES` files are read (in path order), each within the predictor's image
+limits. The default folder is `predictor/calibration/`: 30 photos from the course's dataset (see its
 README for their source and licence), resized to 224x224 as the predictor resizes them.
 """
 
@@ -22,11 +23,13 @@ import numpy as np
 
 from .contract import LABELS, PIXELS_SHAPE
 from .imaging import ImageLimits, ImageProblem, decode_image
+from .sources.cache import sha256_of
 
 DEFAULT_DIR = Path(__file__).parent / "calibration"
 SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
-# NNCF's statistics settle within a few hundred images; more only lengthen the load.
-MOST_IMAGES = 600
+# 100 to calibrate (NNCF's statistics settle well within that) and 100 to judge: 120 MB of
+# pixels at most, which a pod loading VGG16 can afford; more photos in the folder are ignored.
+MOST_IMAGES = 100
 
 
 class CalibrationError(ValueError):
@@ -67,8 +70,12 @@ def image_files(root: Path) -> list[Path]:
 
 
 def split(digests: list[str]) -> tuple[list[int], list[int]]:
-    """Indices of (calibration, held-out): alternating in the order of the files' digests."""
-    order = sorted(range(len(digests)), key=lambda i: digests[i])
+    """Indices of (calibration, held-out): alternating in the order of the files' digests,
+    each distinct file once (a copy of a calibration photo is not held out)."""
+    first: dict[str, int] = {}
+    for index, digest in enumerate(digests):
+        first.setdefault(digest, index)
+    order = [first[digest] for digest in sorted(first)]
     return order[0::2], order[1::2]
 
 
@@ -76,8 +83,7 @@ def fingerprint(root: Path = DEFAULT_DIR) -> str:
     """SHA-256 over the folder's photos and labels, as `load` would read them: part of the
     compiled-model cache's key, computed without decoding anything."""
     files = image_files(root)[: 2 * MOST_IMAGES]
-    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in files]
-    return _whole(digests, [label_of(path, root) for path in files])
+    return _whole([sha256_of(path) for path in files], [label_of(path, root) for path in files])
 
 
 def _whole(digests: list[str], labels: list[int]) -> str:
@@ -90,15 +96,21 @@ def _whole(digests: list[str], labels: list[int]) -> str:
 def load(root: Path = DEFAULT_DIR, limits: ImageLimits | None = None) -> CalibrationSet:
     limits = limits or ImageLimits()
     files = image_files(root)[: 2 * MOST_IMAGES]
-    contents = [path.read_bytes() for path in files]
-    digests = [hashlib.sha256(data).hexdigest() for data in contents]
-    labels = np.array([label_of(path, root) for path in files], dtype=np.int64)
-    pixels = np.empty((len(files), *PIXELS_SHAPE), dtype=np.float32)
-    for index, (path, data) in enumerate(zip(files, contents, strict=True)):
+    digests, labels, pixels = [], [], np.empty((len(files), *PIXELS_SHAPE), dtype=np.float32)
+    for index, path in enumerate(files):
+        if path.stat().st_size > limits.max_bytes:
+            raise CalibrationError(
+                f"{path.relative_to(root)}: over the limit of {limits.max_bytes} bytes per image"
+            )
+        data = path.read_bytes()
         try:
             decode_image(data, limits, out=pixels[index])
         except ImageProblem as problem:
             raise CalibrationError(f"{path.relative_to(root)}: {problem}") from None
+        digests.append(hashlib.sha256(data).hexdigest())
+        labels.append(label_of(path, root))
     calibrate, held_out = split(digests)
-    digest = _whole(digests, labels.tolist())
-    return CalibrationSet(pixels[calibrate], pixels[held_out], labels[held_out], digest)
+    label_array = np.array(labels, dtype=np.int64)
+    return CalibrationSet(
+        pixels[calibrate], pixels[held_out], label_array[held_out], _whole(digests, labels)
+    )

@@ -20,7 +20,8 @@ from . import calibration, precision
 from .compiled_cache import Entry, key
 from .contract import PIXELS_SHAPE
 from .cpus import available_cpus
-from .measure import images_per_second
+from .imaging import ImageLimits
+from .measure import best_batch_size, images_per_second
 from .runtime import OpenVINORuntime, Runtime, _first_line, convert, load_runtime
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,12 @@ def load(
     choice: str = "auto",
     wanted: str = "fp32",
     threads: int | None = None,
+    max_batch_size: int = 0,
     cache_dir: Path,
     calibration_dir: Path = calibration.DEFAULT_DIR,
+    limits: ImageLimits | None = None,
 ) -> Loaded:
+    """`max_batch_size` 0: measured at a cold load (best_batch_size), kept with the rest."""
     threads = threads or available_cpus()
     photos_key = ""
     if wanted != "fp32":
@@ -54,60 +58,84 @@ def load(
             photos_key = f"unusable: {exc}"
     entry = Entry.under(
         cache_dir,
-        key(model=sha256, runtime=choice, precision=wanted, threads=threads, photos=photos_key),
+        key(
+            model=sha256,
+            runtime=choice,
+            precision=wanted,
+            threads=threads,
+            photos=photos_key,
+            max_batch_size=max_batch_size,
+        ),
     )
     started = time.monotonic()
     served: Runtime
     cached = entry.read()
     if cached is not None:
-        decisions, model = cached
-        if model is not None:
-            served = OpenVINORuntime.compile(model, threads, decisions["precision"])
-        else:
-            served = load_runtime(path, "tensorflow", threads)
-        served(np.zeros((1, *PIXELS_SHAPE), dtype=np.float32))  # warm, as a cold load does
-        logger.info(
-            "runtime %s, precision %s: decided at an earlier start (cache %s)",
-            served.name,
-            served.precision,
-            entry.folder.name,
-        )
-        return Loaded(served, decisions, entry, True, {"load": time.monotonic() - started})
+        try:
+            served = warm(path, threads, *cached)
+            logger.info(
+                "runtime %s, precision %s: decided at an earlier start (cache %s)",
+                served.name,
+                served.precision,
+                entry.folder.name,
+            )
+            return Loaded(served, cached[0], entry, True, {"load": time.monotonic() - started})
+        except Exception as exc:  # a model OpenVINO read but cannot compile or run
+            entry.discard(f"cannot be served ({_first_line(exc)})")
     fp32 = load_runtime(path, choice, threads)
     served = fp32
     verdicts: list[precision.Verdict] = []
+    photos_digest = ""
     if wanted != "fp32":
-        served, verdicts = reduce(fp32, wanted, threads, calibration_dir)
+        served, verdicts, photos_digest = reduce(fp32, wanted, threads, calibration_dir, limits)
     decisions = {
         "runtime": served.name,
         "precision": served.precision,
         "verdicts": [verdict.as_dict() for verdict in verdicts],
+        "max_batch_size": max_batch_size or best_batch_size(served),
     }
     source = getattr(served, "source", None) if served.name == "openvino" else None
-    entry.save(decisions, source)
-    for runtime in {id(fp32): fp32, id(served): served}.values():
+    if photos_digest in ("", photos_key):  # else the folder changed while it was read
+        entry.save(decisions, source)
+    for runtime in (fp32, served):
         if isinstance(runtime, OpenVINORuntime):
             runtime.source = None  # its weights: hundreds of MB for VGG16
     return Loaded(served, decisions, entry, False, {"load": time.monotonic() - started})
 
 
+def warm(path: Path, threads: int, decisions: dict, model) -> Runtime:
+    """The runtime an entry describes, compiled and warmed up as a cold load leaves it."""
+    served: Runtime
+    if model is not None:
+        served = OpenVINORuntime.compile(model, threads, decisions["precision"])
+        served.source = None
+    else:
+        served = load_runtime(path, "tensorflow", threads)
+    served(np.zeros((1, *PIXELS_SHAPE), dtype=np.float32))
+    return served
+
+
 def reduce(
-    fp32: Runtime, wanted: str, threads: int, calibration_dir: Path
-) -> tuple[Runtime, list[precision.Verdict]]:
+    fp32: Runtime,
+    wanted: str,
+    threads: int,
+    calibration_dir: Path,
+    limits: ImageLimits | None = None,
+) -> tuple[Runtime, list[precision.Verdict], str]:
     """The reduced-precision runtime that passes the guard (for `auto`, the fastest of them
-    and FP32), or `fp32` itself; and the guard's verdicts."""
+    and FP32), or `fp32` itself; the guard's verdicts; the calibration photos' digest."""
     tried, skipped = precision.candidates(wanted, precision.cpu_flags())
     for line in skipped:  # asked for by name: a warning; one of auto's candidates: news
         level = logging.INFO if wanted == "auto" else logging.WARNING
         logger.log(level, "precision %s%s", line, "" if wanted == "auto" else ": serving fp32")
     if not tried:
-        return fp32, []
+        return fp32, [], ""
     try:
-        source = getattr(fp32, "source", None) or convert(fp32.model)  # type: ignore[attr-defined]
-        photos = calibration.load(calibration_dir)
+        photos = calibration.load(calibration_dir, limits)
+        source = openvino_source(fp32, photos.held_out)
     except Exception as exc:  # a model OpenVINO cannot convert, a calibration folder unusable
         logger.warning("precision %s not tried (%s): serving fp32", wanted, _first_line(exc))
-        return fp32, []
+        return fp32, [], ""
     logger.info("precision: calibration photos from %s: %s", calibration_dir, photos.describe())
     reference = run(fp32, photos.held_out)
     passing: list[Runtime] = []
@@ -135,10 +163,23 @@ def reduce(
             )
     if not passing:
         logger.warning("precision %s: no reduced precision passed the guard: serving fp32", wanted)
-        return fp32, verdicts
+        return fp32, verdicts, photos.digest
     if wanted != "auto":
-        return passing[0], verdicts
-    return fastest([fp32, *passing], photos.held_out[:4]), verdicts
+        return passing[0], verdicts, photos.digest
+    return fastest([fp32, *passing], photos.held_out[:4]), verdicts, photos.digest
+
+
+def openvino_source(fp32: Runtime, pixels: np.ndarray):
+    """The FP32 OpenVINO model to reduce: the one served, or, when TensorFlow serves, a fresh
+    conversion held to the same check as runtime.py's (Keras's values within 1e-4)."""
+    if isinstance(fp32, OpenVINORuntime) and fp32.source is not None:
+        return fp32.source
+    converted = convert(fp32.model)  # type: ignore[attr-defined]  # a KerasRuntime
+    check = OpenVINORuntime.compile(converted, 1)
+    difference = float(np.abs(run(check, pixels) - run(fp32, pixels)).max())
+    if difference > 1e-4:
+        raise ValueError(f"OpenVINO's outputs differ from Keras's by {difference:.1e}")
+    return converted
 
 
 def quantize_int8(source, pixels: np.ndarray):

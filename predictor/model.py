@@ -25,7 +25,6 @@ from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge, NoSuchVersion
 from .imaging import ImageOverLimit, ImageProblem, decode_image
-from .measure import best_batch_size
 from .runtime import Runtime
 from .settings import Settings
 from .sources import ResolvedModel
@@ -95,8 +94,10 @@ class CatsDogsOtherModel(kserve.Model):
                 choice=self.settings.runtime,
                 wanted=self.settings.precision,
                 threads=self.settings.inference_threads,
+                max_batch_size=self.max_batch_size,
                 cache_dir=self.settings.cache_dir,
                 calibration_dir=self.settings.calibration_dir,
+                limits=self.limits,
             )
             runtime = loaded.runtime
             self._configure_batcher(loaded)
@@ -138,14 +139,10 @@ class CatsDogsOtherModel(kserve.Model):
         if runtime.parallel > 1:
             self._inference.shutdown(wait=False)
             self._inference = ThreadPoolExecutor(runtime.parallel, thread_name_prefix="infer")
-        measured = "" if self.max_batch_size else " (measured)"
-        size = self.max_batch_size or loaded.decisions.get("max_batch_size")
-        if not size:
-            size = best_batch_size(runtime)
-            loaded.entry.remember(max_batch_size=size)
-        elif not self.max_batch_size:
-            measured = " (measured at an earlier start)"
-        self.batcher.max_batch_size = size
+        measured = ""
+        if not self.max_batch_size:
+            measured = " (measured at an earlier start)" if loaded.from_cache else " (measured)"
+        self.batcher.max_batch_size = loaded.decisions["max_batch_size"]
         self.batcher.executor, self.batcher.in_flight = self._inference, runtime.parallel
         logger.info(
             "batching: up to %d images per model call%s, %d call(s) at once, waiting %g ms",

@@ -199,3 +199,33 @@ def test_the_predictor_says_what_it_serves_and_restarts_warm_in_seconds(tmp_path
     assert "tensorflow" not in log.lower()
     assert metadata["precision"] == "int8" and metadata["int8_guard"] == "passed"
     assert ready_after <= 10
+
+
+def test_a_warm_start_of_a_tensorflow_entry_loads_keras_and_skips_measuring(tmp_path, model_file):
+    cold = load(tmp_path, "fp32", model_file, "tensorflow")
+    warm = load(tmp_path, "fp32", model_file, "tensorflow")
+    assert (cold.from_cache, warm.from_cache) == (False, True)
+    assert warm.runtime.name == "tensorflow" and warm.decisions["max_batch_size"] >= 1
+    pixels = np.stack([decode_image(images.CAT.read_bytes(), ImageLimits())])
+    assert np.array_equal(loading.run(warm.runtime, pixels), loading.run(cold.runtime, pixels))
+
+
+def test_an_entry_that_cannot_be_served_is_deleted_and_the_load_done_cold(
+    tmp_path, model_file, monkeypatch, caplog
+):
+    first = load(tmp_path, "fp32", model_file, "openvino")
+    compile_ = loading.OpenVINORuntime.compile
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("Exception from src/plugin.cpp: cannot compile this IR")
+        return compile_(*args, **kwargs)
+
+    monkeypatch.setattr(loading.OpenVINORuntime, "compile", fails_once)
+    with caplog.at_level(logging.WARNING):
+        again = load(tmp_path, "fp32", model_file, "openvino")
+    assert not again.from_cache and again.runtime.name == "openvino"
+    assert "cannot be served (Exception from src/plugin.cpp: cannot compile this IR)" in caplog.text
+    assert first.entry.folder.is_dir()  # written again by the cold load

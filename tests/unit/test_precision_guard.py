@@ -189,39 +189,127 @@ def test_the_key_changes_with_each_input():
     assert compiled_cache.key(**base) == compiled_cache.key(**base)
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda folder: (folder / "decisions.json").write_text("{not json"),
-        lambda folder: (folder / "decisions.json").write_text(json.dumps({"runtime": "x"})),
-        lambda folder: (folder / "decisions.json").write_text(json.dumps(["openvino"])),
-        # an OpenVINO entry whose model files are missing
-        lambda folder: (folder / "decisions.json").write_text(json.dumps({"runtime": "openvino"})),
-    ],
-)
-def test_a_damaged_entry_is_removed_and_read_as_none(tmp_path, damage, caplog):
-    entry = compiled_cache.Entry.under(tmp_path, "k")
-    entry.folder.mkdir(parents=True)
-    damage(entry.folder)
-    assert entry.read() is None
-    assert not entry.folder.exists()
-    assert "unusable" in caplog.text
+def tiny_openvino_model():
+    """A real OpenVINO model with weights (y = x * w): what an entry holds, in miniature."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([1, 4], np.float32, name="x")
+    weights = ops.constant(np.arange(4, dtype=np.float32) + 1)
+    return ov.Model([ops.multiply(x, weights)], [x], "tiny")
 
 
-def test_an_entry_is_written_whole_and_remembers_later_decisions(tmp_path):
+GOOD = {"runtime": "openvino", "precision": "int8", "verdicts": [], "max_batch_size": 8}
+
+
+def saved(tmp_path, decisions=GOOD) -> compiled_cache.Entry:
     entry = compiled_cache.Entry.under(tmp_path, "k")
-    entry.save({"runtime": "tensorflow", "precision": "fp32"}, None)
-    entry.remember(max_batch_size=8)
+    entry.save(decisions, tiny_openvino_model() if decisions["runtime"] == "openvino" else None)
+    assert entry.folder.is_dir()
+    return entry
+
+
+def test_an_entry_is_written_whole_and_read_back(tmp_path):
+    entry = saved(tmp_path)
     decisions, model = entry.read()
-    assert decisions == {"runtime": "tensorflow", "precision": "fp32", "max_batch_size": 8}
-    assert model is None
+    assert {k: decisions[k] for k in GOOD} == GOOD
+    assert set(decisions["files"]) == {"model.xml", "model.bin"}
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU")
+    assert list(compiled([np.ones((1, 4), np.float32)])[0][0]) == [1, 2, 3, 4]
     assert [p.name for p in (tmp_path / "compiled").iterdir()] == ["k"]  # no staging left
 
 
-def test_an_unwritable_cache_costs_only_time(tmp_path, caplog):
+def rewrite(key: str, value):
+    def damage(folder):
+        decisions = json.loads((folder / "decisions.json").read_text())
+        decisions[key] = value
+        (folder / "decisions.json").write_text(json.dumps(decisions))
+
+    return damage
+
+
+def flip_a_byte(folder):
+    data = bytearray((folder / "model.bin").read_bytes())
+    data[-1] ^= 1  # same size, still a loadable model: only its digest tells
+    (folder / "model.bin").write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda folder: (folder / "decisions.json").write_text("{not json"), "Expecting"),
+        (lambda folder: (folder / "decisions.json").write_text("[1]"), "not an object"),
+        (rewrite("runtime", "onnx"), "no runtime"),
+        (rewrite("precision", None), "no precision"),
+        (rewrite("max_batch_size", "8"), "no batch size"),
+        (rewrite("max_batch_size", 0), "no batch size"),
+        (rewrite("verdicts", [{"precision": "int8"}]), "malformed verdicts"),
+        (rewrite("files", {}), "no file list"),
+        (flip_a_byte, "model.bin is not the file saved"),
+        (lambda folder: (folder / "model.bin").unlink(), "No such file"),
+    ],
+)
+def test_a_damaged_entry_is_removed_and_read_as_none(tmp_path, damage, why, caplog):
+    entry = saved(tmp_path)
+    damage(entry.folder)
+    assert entry.read() is None
+    assert not entry.folder.exists()
+    assert why in caplog.text and "deleted, loading cold" in caplog.text
+
+
+def test_an_entry_that_cannot_be_written_costs_only_time(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    entry = compiled_cache.Entry.under(blocker, "k")
-    entry.save({"runtime": "tensorflow"}, None)
-    assert entry.read() is None
+    compiled_cache.Entry.under(blocker, "k").save(GOOD, tiny_openvino_model())
     assert "not written" in caplog.text
+    # a failure inside OpenVINO's writer (not an OSError) is no different
+    entry = compiled_cache.Entry.under(tmp_path, "k")
+    entry.save(GOOD, "not a model")
+    assert entry.read() is None and "not written" in caplog.text
+    assert not list((tmp_path / "compiled").glob(".staging-*"))
+
+
+def test_a_second_writer_leaves_the_first_entry_as_it_was(tmp_path):
+    first = saved(tmp_path)
+    before = (first.folder / "decisions.json").read_text()
+    compiled_cache.Entry.under(tmp_path, "k").save({**GOOD, "max_batch_size": 2}, None)
+    assert (first.folder / "decisions.json").read_text() == before
+    assert not list((tmp_path / "compiled").glob(".staging-*"))
+
+
+def test_a_crashed_writers_staging_folder_is_removed_later(tmp_path):
+    import os
+    import time
+
+    stale = tmp_path / "compiled" / ".staging-crashed"
+    stale.mkdir(parents=True)
+    hour_ago = time.time() - compiled_cache.STALE_STAGING_SECONDS - 1
+    os.utime(stale, (hour_ago, hour_ago))
+    fresh = tmp_path / "compiled" / ".staging-writing-now"
+    fresh.mkdir()
+    saved(tmp_path)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_duplicate_photos_are_never_on_both_sides(tmp_path):
+    root = photo_folder(tmp_path / "d", 12)
+    for path in sorted(root.rglob("*.png"))[:4]:
+        (path.parent / f"copy-{path.name}").write_bytes(path.read_bytes())
+    photos = calibration.load(root)
+    assert len(photos.calibration) + len(photos.held_out) == 12
+    calibrated = {p.tobytes() for p in photos.calibration}
+    assert not calibrated & {p.tobytes() for p in photos.held_out}
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+    from predictor.imaging import ImageLimits
+
+    root = photo_folder(tmp_path / "big", 3)
+    with pytest.raises(calibration.CalibrationError, match="over the limit of 1000 bytes"):
+        calibration.load(root, ImageLimits(max_bytes=1000))
+
+
+def test_the_key_includes_the_predictors_own_code():
+    assert len(compiled_cache._code_digest()) == 16
