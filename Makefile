@@ -31,6 +31,10 @@ $(STAMP): $(REQUIREMENTS)
 	# Prometheus and promtool: the alert tests and the scrape of the pod (Debian's package).
 	command -v promtool >/dev/null || (apt-get update -qq && \
 	    apt-get install -y -qq --no-install-recommends prometheus)
+	# Chromium for the browser test (tests/browser), driven by Playwright (Debian's package:
+	# Playwright cannot download its own browser here).
+	command -v chromium >/dev/null || (apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends chromium)
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -13,7 +13,8 @@ Registered before KServe's own routes, so where both match a path ours answers:
 - `/v2/repository/*`: KServe mounts its model-repository extension (load / unload / index) by
   default, so any caller could unload the model for good. This server serves the one model
   chosen at start-up: every method there answers 404, and the routes leave the OpenAPI document.
-- The course's `GET /health` and `POST /upload`, and `/docs` + `/redoc` to list them.
+- The course's `GET /health` and `POST /upload`, and `/docs` + `/redoc` to list them, with their
+  assets from the image (`docs.py`) and a document that says how to authorize (`openapi.py`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ import logging
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import ModelNotFound, ModelNotReady
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from . import codec, outputs
+from . import codec, openapi, outputs
 from .codec import ImageBatch
 from .contract import MODEL_NAME
 from .dataplane import PredictorDataPlane
+from .docs import install_docs
 from .errors import BadRequest
 from .model import CatsDogsOtherModel
 
@@ -47,27 +48,28 @@ class Prediction(BaseModel):
     values: list[float]
 
 
-REPOSITORY_PREFIX = "/v2/repository"
-OPENAPI_URL = "/openapi.json"  # FastAPI's default, which KServe's app keeps
+REPOSITORY_PREFIX = openapi.REPOSITORY_PREFIX
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def install_routes(app: FastAPI, dataplane: PredictorDataPlane) -> None:
-    """Add the predictor's routes; call before KServe registers its own."""
+def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str = "") -> None:
+    """Add the predictor's routes; call before KServe registers its own. `token_url`: the
+    issuer's token endpoint, offered by `/docs` for OAuth2 client credentials."""
 
     @app.api_route(REPOSITORY_PREFIX + "/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
     async def repository_closed(rest: str) -> JSONResponse:
         return JSONResponse({"error": "the model-repository extension is not served"}, 404)
 
     schema = app.openapi
+    described: list[dict] = []
 
-    def openapi_without_repository() -> dict:
-        document = schema()  # FastAPI caches it: filtered once, then the same dict
-        for path in [p for p in document.get("paths", {}) if p.startswith(REPOSITORY_PREFIX)]:
-            del document["paths"][path]
-        return document
+    def openapi_described() -> dict:
+        if not described:  # FastAPI caches its document: described once, then the same dict
+            described.append(openapi.describe(schema(), token_url))
+        return described[0]
 
-    app.openapi = openapi_without_repository  # type: ignore[method-assign]  # FastAPI's hook
+    app.openapi = openapi_described  # type: ignore[method-assign]  # FastAPI's hook
+    install_docs(app, token_url)
 
     async def served(model_name: str, version: str | None = None) -> CatsDogsOtherModel:
         """The model, ready, and serving `version` if one is named."""
@@ -148,14 +150,6 @@ def install_routes(app: FastAPI, dataplane: PredictorDataPlane) -> None:
         model = await served(MODEL_NAME)
         values = await model.classify(ImageBatch(images=(await file.read(),)))
         return codec.prediction_rows(values)[0]
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> Response:
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{MODEL_NAME} - Swagger UI")
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> Response:
-        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{MODEL_NAME} - ReDoc")
 
 
 def install_error_answers(app: FastAPI) -> None:

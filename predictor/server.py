@@ -121,7 +121,7 @@ class PredictorServer(kserve.ModelServer):
         app.add_middleware(DecodedBody, max_bytes=limit)
         app.add_middleware(BodyLimit, max_bytes=limit)
         app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
-        install_routes(app, dataplane)
+        install_routes(app, dataplane, self.settings.oauth2_token_url)
 
     async def _load(self, models: list[kserve.Model]) -> None:
         """Load each model in a worker thread; a failure ends the whole server."""

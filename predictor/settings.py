@@ -25,7 +25,7 @@ from .cpus import available_cpus
 from .imaging import ImageLimits
 from .precision import PRECISIONS
 from .runtime import RUNTIMES
-from .values import boolean, choice, count, count_or_zero, seconds
+from .values import boolean, choice, count, count_or_zero, seconds, web_url
 
 _IMAGE_LIMITS = ImageLimits()  # its defaults are the predictor's defaults
 
@@ -134,6 +134,11 @@ OPTIONS: tuple[Option, ...] = (
         "Off by default: behind the auth proxy, at hundreds of requests a second, they cost "
         "the event loop a tenth of its time and say nothing a metric does not.",
     ),
+    Option(
+        "oauth2_token_url", "--oauth2_token_url", ("OAUTH2_TOKEN_URL",), web_url, "",
+        "The issuer's token endpoint (its openid-configuration's token_endpoint): /docs then "
+        "offers OAuth2 client credentials beside the bearer token. Empty: the bearer token only.",
+    ),
 )  # fmt: skip
 
 
@@ -157,6 +162,7 @@ class Settings:
     max_batch_size: int  # 0: measured at load
     max_batch_wait_ms: float
     log_requests: bool
+    oauth2_token_url: str = ""  # "": /docs offers the bearer token only
     model_name: str = MODEL_NAME
     http_port: int = 8080
     grpc_port: int = 8081

@@ -5,6 +5,7 @@ settings table, the S3 source's `S3_VERIFY_SSL`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 
 def whole(text: str) -> int:
@@ -57,3 +58,11 @@ def choice(*allowed: str) -> Callable[[str], str]:
         return text
 
     return one_of
+
+
+def web_url(text: str) -> str:
+    """An absolute http(s) URL, or empty for none."""
+    parts = urlsplit(text.strip())
+    if text.strip() and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ValueError("is not an http(s) URL")
+    return text.strip()

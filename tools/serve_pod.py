@@ -57,6 +57,8 @@ ready: {config.get("MODEL_URI") or "the built-in demo model"} behind the auth pr
 curl -s -H "Authorization: Bearer {token}" \\
   -F file=@tests/fixtures/cat.png http://127.0.0.1:9080/upload
 
+In a browser: http://127.0.0.1:9080/docs, Authorize with the token above, then /upload.
+
 (a new token: .venv/bin/python -m auth_proxy dev-token --dir .dev-issuer --ttl 1h;
  with your own issuer in OAUTH2_*: python3 tools/oauth2_token.py, see the README)
 Ctrl-C stops the pod.""",

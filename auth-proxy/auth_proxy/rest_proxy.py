@@ -28,7 +28,7 @@ from .answers import Refusal
 from .auth import Authorizer, one_credential
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
-from .routes import rest_route
+from .routes import DOCS_PATHS, rest_route
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -181,12 +181,12 @@ class RestProxy:
                 f"{self.settings.max_body_bytes}"
             )
         pairs = forwardable(request.headers).items()
-        if request.method == "GET" and request.path in self.settings.public_paths:
+        if self._public(request):
             closed = closed_because(request.path)  # whatever PUBLIC_PATHS says
             if closed:
                 raise answers.not_found(closed)
             if request.body_exists:
-                raise answers.invalid_request("a probe request carries no body")
+                raise answers.invalid_request("a request without a token carries no body")
             trusted = self.settings.trusted_proxies
             return CIMultiDict(passing.passed_on(pairs, request.remote, trusted))
         credential = one_credential(request.headers.getall("Authorization", []))
@@ -196,6 +196,15 @@ class RestProxy:
             raise answers.not_found(f"no such route: {closed}")
         passed = passing.passed_on(pairs, request.remote, self.settings.trusted_proxies)
         return CIMultiDict(passed + passing.identity(principal))
+
+    def _public(self, request: web.Request) -> bool:
+        """A probe (`GET` of PUBLIC_PATHS), or with PUBLIC_DOCS a documentation page or asset
+        (`GET` / `HEAD`): exact decoded paths only, so `/docs/`, `//docs` or `/docs/x` still
+        need a token, and so does every operation the pages call."""
+        path, method = request.path, request.method
+        if method == "GET" and path in self.settings.public_paths:
+            return True
+        return self.settings.public_docs and method in ("GET", "HEAD") and path in DOCS_PATHS
 
     async def _forward(self, request: web.Request, headers: CIMultiDict) -> web.StreamResponse:
         url = self.settings.upstream_http + request.rel_url.raw_path_qs

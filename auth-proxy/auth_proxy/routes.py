@@ -7,6 +7,12 @@ from __future__ import annotations
 import re
 
 _NAME = r"[^/]+"
+# The documentation pages and the files they load (the predictor's docs.py serves exactly
+# these): with PUBLIC_DOCS, GET / HEAD of these exact decoded paths need no token.
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+DOCS_PATHS = frozenset(
+    {"/docs", "/redoc", "/openapi.json", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)}
+)
 _REST = [
     (protocol, template, re.compile(pattern))
     for protocol, template, pattern in (
@@ -35,6 +41,11 @@ _REST = [
         ("docs", "/docs", r"/docs(/oauth2-redirect)?"),
         ("docs", "/redoc", r"/redoc"),
         ("docs", "/openapi.json", r"/openapi\.json"),
+        (
+            "docs",
+            "/docs/assets/{asset}",
+            "/docs/assets/(" + "|".join(map(re.escape, DOCS_ASSETS)) + ")",
+        ),
     )
 ]
 

@@ -68,6 +68,7 @@ class Settings:
     upstream_timeout_seconds: float
     max_body_bytes: int
     public_paths: frozenset[str]
+    public_docs: bool
     public_grpc_methods: frozenset[str]
     client_idle_timeout_seconds: float
     client_body_timeout_seconds: float
@@ -100,6 +101,13 @@ def _number(kind: type, positive: bool = False, at_least: float | None = None):
         return number
 
     return parse
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        raise ValueError("must be true or false")
+    return lowered in ("true", "yes", "on", "1")
 
 
 def _networks(value: str) -> tuple[Network, ...]:
@@ -136,6 +144,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("UPSTREAM_TIMEOUT_SECONDS", _number(float, True), 120.0, "predictor answer wait"),
     Variable("MAX_BODY_BYTES", _number(int, True), 64 * 1024 * 1024, "largest body / message"),
     Variable("PUBLIC_PATHS", _names, DEFAULT_PUBLIC_PATHS, "paths GET without a token"),
+    Variable("PUBLIC_DOCS", _flag, True, "/docs, /redoc, /openapi.json, assets w/o a token"),
     Variable("PUBLIC_GRPC_METHODS", _names, DEFAULT_PUBLIC_GRPC_METHODS, "methods w/o a token"),
     Variable("CLIENT_IDLE_TIMEOUT_SECONDS", _number(float, True), 30.0, "request head wait"),
     Variable("CLIENT_BODY_TIMEOUT_SECONDS", _number(float, True), 30.0, "body piece wait"),
@@ -215,6 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_timeout_seconds=v["UPSTREAM_TIMEOUT_SECONDS"],
         max_body_bytes=v["MAX_BODY_BYTES"],
         public_paths=frozenset(v["PUBLIC_PATHS"]),
+        public_docs=v["PUBLIC_DOCS"],
         public_grpc_methods=frozenset(v["PUBLIC_GRPC_METHODS"]),
         client_idle_timeout_seconds=v["CLIENT_IDLE_TIMEOUT_SECONDS"],
         client_body_timeout_seconds=v["CLIENT_BODY_TIMEOUT_SECONDS"],

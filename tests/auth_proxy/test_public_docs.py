@@ -1,0 +1,128 @@
+"""The documentation pages through the door (PUBLIC_DOCS): a browser cannot attach a token to a
+page load, so `/docs`, `/redoc`, `/openapi.json` and the files they load pass without one, by
+their exact decoded paths and for GET / HEAD only; every operation the pages call, and every
+path an attacker can write around them, still needs a token. Against the real proxy in front
+of the real predictor; the tricks as raw bytes, since HTTP clients normalise them away."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from auth_proxy.routes import DOCS_PATHS
+from support.clients import raw_exchange, status_of
+from support.issuer import issuer_env
+from support.servers import start_proxy
+
+DOCS = sorted(DOCS_PATHS)
+
+
+def url(process, path: str) -> str:
+    return f"http://127.0.0.1:{process.http_port}{path}"
+
+
+def raw(process, method: str, target: str, extra: str = "") -> tuple[int, bytes]:
+    head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\r\n"
+    answer = raw_exchange(process.http_port, head.encode("latin-1"))
+    return status_of(answer), answer
+
+
+@pytest.fixture(scope="module")
+def closed_docs_proxy(issuer, predictor, tmp_path_factory):
+    """The proxy with PUBLIC_DOCS=false: the pages need a token like everything else."""
+    process = start_proxy(
+        tmp_path_factory.mktemp("closed-docs"),
+        **issuer_env(issuer),
+        UPSTREAM_HTTP=predictor.url,
+        UPSTREAM_GRPC=predictor.grpc_target,
+        PUBLIC_DOCS="false",
+    )
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("path", DOCS)
+def test_the_pages_and_their_files_pass_without_a_token(proxy, path):
+    response = httpx.get(url(proxy, path))
+    assert response.status_code == 200, response.text[:300]
+    head = httpx.head(url(proxy, path))
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_the_pages_carry_their_content_security_policy_through_the_door(proxy):
+    for page in ("/docs", "/redoc"):
+        policy = httpx.get(url(proxy, page)).headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "'unsafe-inline'" not in policy.split(";")[1]
+
+
+@pytest.mark.parametrize("path", DOCS)
+def test_public_docs_off_puts_the_pages_behind_the_token(closed_docs_proxy, issuer, path):
+    assert httpx.get(url(closed_docs_proxy, path)).status_code == 401
+    token = {"Authorization": f"Bearer {issuer.token()}"}
+    assert httpx.get(url(closed_docs_proxy, path), headers=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/upload"),
+        ("POST", "/v2/models/cats-dogs-other/infer"),
+        ("GET", "/v2/models/cats-dogs-other"),
+        ("GET", "/v2"),
+        ("GET", "/v1/models"),
+    ],
+)
+def test_every_operation_the_pages_call_still_needs_a_token(proxy, method, path):
+    response = httpx.request(method, url(proxy, path))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+# What an attacker may write around the public paths. 400: dot segments are refused before
+# anything else; 401: any other path than the exact ones is an ordinary protected path.
+TRICKS = [
+    ("GET", "/docs/../v2/models/cats-dogs-other", 400),
+    ("GET", "/docs/%2e%2e/v2/models/cats-dogs-other", 400),
+    ("GET", "/docs%2f..%2fv2%2fmodels%2fcats-dogs-other", 400),
+    ("GET", "/docs/assets/..%2f..%2fv2%2fmodels%2fcats-dogs-other", 400),
+    ("GET", "/openapi.json/../v2/models/cats-dogs-other", 400),
+    ("POST", "/docs/assets/%2e%2e/%2e%2e/upload", 400),
+    ("GET", "//docs", 401),
+    ("GET", "/docs/", 401),
+    ("GET", "/DOCS", 401),
+    ("GET", "/docs;/v2/models/cats-dogs-other", 401),
+    ("GET", "/docs%00", 401),
+    ("GET", "/docs/assets/", 401),
+    ("GET", "/docs/assets/x.js", 401),
+    ("GET", "/docs/assets/swagger-ui.css/x", 401),
+    ("GET", "/docs/v2/models/cats-dogs-other", 401),
+    ("GET", "/redoc/x", 401),
+    ("GET", "/openapi.json%2f", 401),
+    ("GET", "/v2/models/cats-dogs-other?/docs", 401),
+    ("GET", "http://127.0.0.1/v2/models/cats-dogs-other", 401),
+    ("POST", "/docs", 401),
+    ("PUT", "/openapi.json", 401),
+    ("DELETE", "/redoc", 401),
+    ("OPTIONS", "/docs", 401),
+    ("PATCH", "/docs/assets/favicon.png", 401),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "status"), TRICKS)
+def test_no_path_trick_around_the_pages_bypasses_the_token(proxy, method, target, status):
+    code, answer = raw(proxy, method, target)
+    assert code == status, answer[:400]
+
+
+def test_a_body_on_a_public_page_is_refused(proxy):
+    code, answer = raw(proxy, "GET", "/docs", "Content-Length: 5\r\n\r\nhello")
+    assert code == 400, answer[:400]
+
+
+def test_a_query_reaches_only_the_page_and_a_huge_one_is_refused(proxy):
+    code, answer = raw(proxy, "GET", "/docs?x=/v2/models/cats-dogs-other")
+    assert code == 200 and b"swagger-ui" in answer
+    code, _ = raw(proxy, "GET", "/docs?access_token=abc")
+    assert code == 400  # tokens in the query are refused on every path
+    code, _ = raw(proxy, "GET", "/docs?x=" + "a" * 20_000)
+    assert 400 <= code < 500  # the request line is over aiohttp's limit
