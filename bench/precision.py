@@ -28,33 +28,16 @@ import aiohttp
 import numpy as np
 
 from bench.throughput import build_vgg16, cells, closed_loop, grpc_infer, photo, rest_binary
-from predictor import calibration, default_model, loading, precision
+from predictor import default_model, loading, precision
 from predictor.cpus import available_cpus
 from predictor.imaging import ImageLimits, decode_image
 from predictor.measure import images_per_second
+from support.images import course_photos_calibration_never_saw
 from support.issuer import dev_issuer
 from support.servers import ROOT, start_predictor, start_proxy, wait_ready
 
 PRECISIONS = ("fp32", "int8", "bf16")
 BEGIN, END = "<!-- bench.precision -->", "<!-- /bench.precision -->"
-
-
-def held_out_photos() -> tuple[np.ndarray, np.ndarray] | None:
-    """Course photos (../shared) the shipped calibration half does not hold, and labels."""
-    from predictor.contract import LABELS
-    from support.images import SHARED_PHOTOS
-
-    if not (SHARED_PHOTOS / "labels.csv").is_file():
-        return None
-    seen = {p.tobytes() for p in calibration.load().calibration}
-    pixels, labels = [], []
-    for line in (SHARED_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
-        name, label = line.split(",")
-        decoded = decode_image((SHARED_PHOTOS / "images" / name).read_bytes(), ImageLimits())
-        if decoded.tobytes() not in seen:
-            pixels.append(decoded)
-            labels.append([x.lower() for x in LABELS].index(label))
-    return np.stack(pixels), np.array(labels)
 
 
 def served(predictor, proxy, token: str, jpeg: bytes, seconds: float) -> dict:
@@ -195,7 +178,7 @@ def main() -> None:
     parser.add_argument("--models", default="vgg16,demo")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    jpeg, photos = photo(), held_out_photos()
+    jpeg, photos = photo(), course_photos_calibration_never_saw()
     results = {}
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)

@@ -213,7 +213,8 @@ def describe(document: dict, token_url: str = "") -> dict:
     """The document, edited in place (FastAPI caches it: done once) and returned."""
     document["info"] = {
         "title": f"{MODEL_NAME} classifier",
-        "version": document.get("info", {}).get("version", ""),
+        # The API's version, not KServe's (which FastAPI's default would publish to anyone).
+        "version": "v2",
         "description": (
             f"Classifies an image as {', '.join(LABELS)}. Click **Authorize** and paste an "
             f"access token with the scope `{SCOPE}`; the probes need none."

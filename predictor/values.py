@@ -61,8 +61,20 @@ def choice(*allowed: str) -> Callable[[str], str]:
 
 
 def web_url(text: str) -> str:
-    """An absolute http(s) URL, or empty for none."""
-    parts = urlsplit(text.strip())
-    if text.strip() and (parts.scheme not in ("http", "https") or not parts.netloc):
+    """An absolute https URL (http for loopback only), without credentials, or empty for none:
+    its origin goes into a Content-Security-Policy and the URL into a public document."""
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("is not an http(s) URL")
-    return text.strip()
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials")
+    if any(c.isspace() or c in ";,'\"*" for c in text):
+        raise ValueError("holds a character a URL cannot")
+    parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and not loopback:
+        raise ValueError("must be https (a client secret would cross the network in clear)")
+    return text

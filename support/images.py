@@ -106,3 +106,27 @@ def shared_photo_paths(count: int) -> list[Path]:
     """Real course photos from ../shared, or an empty list where the folder is absent."""
     folder = SHARED_PHOTOS / "images"
     return sorted(folder.glob("*.png"))[:count] if folder.is_dir() else []
+
+
+def course_photos_calibration_never_saw():
+    """The labelled course photos (../shared) the shipped calibration half does not hold, as
+    the model sees them: (pixels [N, 224, 224, 3], label indices [N]), or None where absent.
+    What the INT8 guard's claim is checked on, in the suite and in bench.precision."""
+    import numpy as np
+
+    from predictor import calibration
+    from predictor.contract import LABELS
+    from predictor.imaging import ImageLimits, decode_image
+
+    if not (SHARED_PHOTOS / "labels.csv").is_file():
+        return None
+    seen = {p.tobytes() for p in calibration.load().calibration}
+    names = [label.lower() for label in LABELS]
+    pixels, labels = [], []
+    for line in (SHARED_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
+        name, label = line.split(",")
+        decoded = decode_image((SHARED_PHOTOS / "images" / name).read_bytes(), ImageLimits())
+        if decoded.tobytes() not in seen:
+            pixels.append(decoded)
+            labels.append(names.index(label))
+    return np.stack(pixels), np.array(labels)

@@ -43,10 +43,11 @@ def closed_docs_proxy(issuer, predictor, tmp_path_factory):
 
 @pytest.mark.parametrize("path", DOCS)
 def test_the_pages_and_their_files_pass_without_a_token(proxy, path):
-    response = httpx.get(url(proxy, path))
+    response = httpx.get(url(proxy, path), headers={"Accept-Encoding": "identity"})
     assert response.status_code == 200, response.text[:300]
-    head = httpx.head(url(proxy, path))
-    assert head.status_code == 200 and head.content == b""
+    head = httpx.head(url(proxy, path), headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(response.content))
 
 
 def test_the_pages_carry_their_content_security_policy_through_the_door(proxy):
@@ -126,3 +127,33 @@ def test_a_query_reaches_only_the_page_and_a_huge_one_is_refused(proxy):
     assert code == 400  # tokens in the query are refused on every path
     code, _ = raw(proxy, "GET", "/docs?x=" + "a" * 20_000)
     assert 400 <= code < 500  # the request line is over aiohttp's limit
+
+
+def test_assets_are_compressed_once_not_per_request_and_revalidated(proxy):
+    """Anyone may fetch them: a stored gzip copy, an ETag and a 304, so an anonymous loop
+    costs the predictor's event loop no compression."""
+    import gzip
+
+    from predictor import docs
+
+    path = "/docs/assets/swagger-ui-bundle.js"
+    plain = (docs.asset_folder() / "swagger-ui-bundle.js").read_bytes()
+    raw = httpx.get(url(proxy, path), headers={"Accept-Encoding": "identity"})
+    assert raw.content == plain and "content-encoding" not in raw.headers
+    with httpx.stream("GET", url(proxy, path), headers={"Accept-Encoding": "gzip"}) as packed:
+        assert packed.headers["content-encoding"] == "gzip"
+        body = b"".join(packed.iter_raw())
+        assert gzip.decompress(body) == plain
+        # the copy made at start-up (level 9, no timestamp), not a per-request compression
+        assert body == gzip.compress(plain, compresslevel=9, mtime=0)
+    again = httpx.get(url(proxy, path), headers={"If-None-Match": raw.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert raw.headers["vary"] == "Accept-Encoding"  # once: a cache keeps both versions apart
+
+
+def test_a_page_fetched_compressed_stays_whole_for_the_next_client(proxy):
+    for _ in range(3):
+        for encoding in ("gzip", "identity"):
+            page = httpx.get(url(proxy, "/docs"), headers={"Accept-Encoding": encoding})
+            assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+            assert page.headers.get("vary", "").count("Accept-Encoding") <= 1

@@ -52,7 +52,11 @@ def chromium():
     assert executable, "no chromium on PATH: `make venv` installs it (apt-get install chromium)"
     with sync_playwright() as playwright:
         # Chromium's sandbox cannot start as root (CI runs as root).
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        # Beside the page's own requests (checked by `visit`), Chromium's background traffic
+        # (updates, safe browsing, DNS prefetch) must not leave the machine either: no name
+        # resolves but loopback's.
+        args = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+        args += ["--no-sandbox"] if os.geteuid() == 0 else []
         browser = playwright.chromium.launch(executable_path=executable, args=args)
         yield browser
         browser.close()

@@ -62,7 +62,9 @@ def test_authorize_then_upload_answers_cat(pod, visit):
     page.fill(".modal-ux .auth-container input", token)
     visit.shot("authorize")
     page.click(".modal-ux button.authorize")
-    assert dialog.query_selector("button.btn-done") is not None
+    # Authorized: the dialog offers Logout (before, only Authorize and Close)
+    page.wait_for_selector('.modal-ux button[aria-label="Remove authorization"]')
+    assert dialog.query_selector(".modal-ux .auth-container input") is None
     visit.shot("authorized")
     page.click(".modal-ux button.btn-done")
     text = try_upload(visit)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from predictor import calibration, default_model, loading, precision
-from predictor.contract import LABELS
 from predictor.imaging import ImageLimits, decode_image
 from support import images
 from support.servers import ROOT, start_predictor, wait_ready
@@ -25,20 +24,10 @@ THREADS = 2
 
 
 def course_photos_calibration_never_saw() -> tuple[np.ndarray, np.ndarray]:
-    """The shared course photos, less the shipped calibration half: (pixels, labels)."""
-    folder = images.SHARED_PHOTOS
-    if not (folder / "labels.csv").is_file():
-        pytest.skip(f"{folder} is absent (the course photos live in ../shared)")
-    shipped = calibration.load()
-    seen = {bytes(p) for p in shipped.calibration.reshape(len(shipped.calibration), -1)}
-    pixels, labels = [], []
-    for line in (folder / "labels.csv").read_text().splitlines()[1:]:
-        name, label = line.split(",")
-        decoded = decode_image((folder / "images" / name).read_bytes(), ImageLimits())
-        if decoded.tobytes() not in seen:
-            pixels.append(decoded)
-            labels.append([x.lower() for x in LABELS].index(label))
-    return np.stack(pixels), np.array(labels)
+    found = images.course_photos_calibration_never_saw()
+    if found is None:
+        pytest.skip(f"{images.SHARED_PHOTOS} is absent (the course photos live in ../shared)")
+    return found
 
 
 def load(

@@ -51,7 +51,7 @@ def inline_scripts(html: str) -> list[str]:
 
 
 def test_the_swagger_page_allows_its_inline_script_by_hash_only():
-    page = docs.swagger_page()
+    page = docs.swagger_page().response()
     policy = page.headers["content-security-policy"]
     (script,) = inline_scripts(page.body.decode())
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
@@ -62,7 +62,7 @@ def test_the_swagger_page_allows_its_inline_script_by_hash_only():
 
 
 def test_the_redoc_page_loads_only_local_files():
-    page = docs.redoc_page()
+    page = docs.redoc_page().response()
     html = page.body.decode()
     assert "fonts.googleapis" not in html and "https://" not in html
     assert 'src="/docs/assets/redoc.standalone.js"' in html
@@ -70,9 +70,8 @@ def test_the_redoc_page_loads_only_local_files():
 
 
 def test_a_token_url_opens_the_policy_to_its_origin_only():
-    policy = docs.swagger_page("https://tenant.eu.auth0.com/oauth/token").headers[
-        "content-security-policy"
-    ]
+    page = docs.swagger_page("https://tenant.eu.auth0.com/oauth/token")
+    policy = page.response().headers["content-security-policy"]
     assert "connect-src 'self' https://tenant.eu.auth0.com;" in policy
 
 
@@ -145,3 +144,45 @@ def test_the_predictor_reads_its_token_url_by_name(capsys):
         parse_settings([], {"OAUTH2_TOKEN_URL": "tenant/oauth/token"})
     assert exit_.value.code == 2
     assert "OAUTH2_TOKEN_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("https://idp */t", "a character a URL cannot"),
+        ("https://idp;script-src *", "a character a URL cannot"),
+        ("https://user:secret@idp.example/t", "credentials"),
+        ("http://idp.example/oauth/token", "must be https"),
+        ("https://idp.example:port/t", "Port could not be cast"),
+        ("ftp://idp.example/t", "not an http(s) URL"),
+        ("https:///t", "not an http(s) URL"),
+    ],
+)
+def test_a_token_url_that_could_widen_the_policy_or_leak_is_refused(text, why):
+    from predictor.values import web_url
+
+    with pytest.raises(ValueError, match=re.escape(why)):
+        web_url(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://tenant.eu.auth0.com/oauth/token", "https://tenant.eu.auth0.com"),
+        ("https://KC.example:8443/realms/x/token", "https://kc.example:8443"),
+        ("http://127.0.0.1:3000/token", "http://127.0.0.1:3000"),
+        ("http://[::1]:3000/token", "http://[::1]:3000"),
+    ],
+)
+def test_the_policy_names_the_token_urls_origin_rebuilt_from_its_parts(url, origin):
+    from predictor.values import web_url
+
+    assert docs.origin_of(web_url(url)) == origin
+
+
+def test_each_request_gets_its_own_page_response():
+    page = docs.swagger_page()
+    first, second = page.response(), page.response()
+    first.headers["content-encoding"] = "gzip"  # what a middleware may do in place
+    assert "content-encoding" not in second.headers
+    assert "content-encoding" not in page.response().headers
