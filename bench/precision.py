@@ -75,9 +75,7 @@ def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos
     for wanted in PRECISIONS:
         cache = scratch / f"cache-{path.stem}-{wanted}"
         predictor, cold = start(path, scratch, wanted, cache)
-        proxy = start_proxy(
-            scratch, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
-        )
+        proxy = start_proxy(scratch, **settings, upstream=predictor)
         try:
             rows = served(predictor, proxy, token, jpeg, seconds)
             lines = [

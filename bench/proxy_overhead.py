@@ -184,9 +184,7 @@ def main() -> None:
             build_contract_model(model)
         predictor = wait_ready(start_predictor(model, scratch))
         settings, token = dev_issuer(scratch / "issuer")
-        proxy = start_proxy(
-            scratch, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
-        )
+        proxy = start_proxy(scratch, **settings, upstream=predictor)
         try:
             asyncio.run(
                 measure(

@@ -416,8 +416,7 @@ def main() -> None:
             proxy = start_proxy(
                 scratch,
                 **settings,
-                UPSTREAM_HTTP=predictor.url,
-                UPSTREAM_GRPC=predictor.grpc_target,
+                upstream=predictor,
             )
             try:
                 service = asyncio.run(measure_service(predictor, proxy, token, jpeg, args.seconds))

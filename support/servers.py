@@ -123,12 +123,17 @@ def wait_exit(process: Process, timeout: float = 120) -> int:
         process.stop()
 
 
-def start_proxy(log_dir: Path, *, wait_for_keys: bool = True, **env: str) -> Process:
-    """Run `python -m auth_proxy` on free ports with `env`; return once its first key fetch is
-    over (ready, or not ready with the reason).
+def start_proxy(
+    log_dir: Path, *, wait_for_keys: bool = True, upstream: Process | None = None, **env: str
+) -> Process:
+    """Run `python -m auth_proxy` on free ports with `env` (and, given `upstream`, in front of
+    that predictor); return once its first key fetch is over (ready, or not ready with the
+    reason).
     `Process.http_port` is the REST door, `grpc_port` the gRPC door, `admin_port` its own."""
     http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
     log_path = log_dir / f"proxy-{http_port}.log"
+    if upstream is not None:
+        env = {"UPSTREAM_HTTP": upstream.url, "UPSTREAM_GRPC": upstream.grpc_target, **env}
     settings = {
         "PROXY_LISTEN_HOST": "127.0.0.1",
         "PROXY_HTTP_PORT": str(http_port),

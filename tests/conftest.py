@@ -54,8 +54,7 @@ def proxy(issuer, predictor, tmp_path_factory):
     process = start_proxy(
         tmp_path_factory.mktemp("proxy"),
         **issuer_env(issuer),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     yield process
     process.stop()
@@ -75,8 +74,7 @@ def door(provider, predictor, tmp_path_factory):
     process = start_proxy(
         tmp_path_factory.mktemp("door"),
         **provider.proxy_settings(),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     yield process
     process.stop()

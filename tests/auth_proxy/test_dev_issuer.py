@@ -33,9 +33,7 @@ def test_dev_keys_and_dev_token_work_with_the_proxy(predictor, tmp_path):
     ).strip()
     short = run("dev-token", "--dir", str(keys), "--scope", "openid", "--ttl", "90s").strip()
 
-    process = start_proxy(
-        tmp_path, **settings, UPSTREAM_HTTP=predictor.url, UPSTREAM_GRPC=predictor.grpc_target
-    )
+    process = start_proxy(tmp_path, **settings, upstream=predictor)
     try:
         url = f"http://127.0.0.1:{process.http_port}{INFER}"
         answer = httpx.post(

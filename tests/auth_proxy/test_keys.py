@@ -54,8 +54,7 @@ def test_valid_tokens_keep_working_while_the_issuer_is_down(issuer, predictor, t
         tmp_path,
         **issuer_env(own_issuer),
         JWKS_CACHE_TTL_SECONDS="1",
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         assert get(process, own_issuer.token()).status_code == 200
@@ -76,8 +75,7 @@ def test_with_no_keys_ever_fetched_protected_routes_answer_503(predictor, tmp_pa
         tmp_path,
         OAUTH2_ISSUER=dead_issuer,
         OAUTH2_AUDIENCE="https://cats-dogs.example.com",
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         base = f"http://127.0.0.1:{process.http_port}"
@@ -104,8 +102,7 @@ def test_jwks_uri_relative_to_the_issuer_or_absolute(predictor, tmp_path, jwks_s
         tmp_path,
         **issuer_env(own_issuer),
         OAUTH2_JWKS_URI=jwks,
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         assert get(process, own_issuer.token()).status_code == 200

@@ -39,8 +39,7 @@ def proxy_for(provider, predictor, folder, **env):
     return start_proxy(
         folder,
         **provider.proxy_settings(),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
         **env,
     )
 
@@ -172,8 +171,7 @@ def test_an_issuer_one_slash_off_is_not_ready_and_says_why(provider, predictor, 
     process = start_proxy(
         tmp_path,
         **{**provider.proxy_settings(), "OAUTH2_ISSUER": provider.url + "/"},
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         readyz = httpx.get(f"http://127.0.0.1:{process.admin_port}/readyz")
@@ -194,8 +192,7 @@ def test_keys_that_cannot_verify_the_allowed_algorithm_are_not_ready(provider, p
         tmp_path,
         **provider.proxy_settings("RS256"),
         OAUTH2_JWKS_URI=only_ec.as_uri(),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         readyz = httpx.get(f"http://127.0.0.1:{process.admin_port}/readyz")
@@ -216,8 +213,7 @@ def test_the_ports_open_before_the_first_key_fetch_ends(provider, predictor, tmp
         wait_for_keys=False,
         OAUTH2_ISSUER=issuer,
         OAUTH2_AUDIENCE=AUDIENCE,
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     try:
         assert time.monotonic() - started < 8  # the fetch alone takes 10 s to time out

@@ -33,8 +33,7 @@ def closed_docs_proxy(issuer, predictor, tmp_path_factory):
     process = start_proxy(
         tmp_path_factory.mktemp("closed-docs"),
         **issuer_env(issuer),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
         PUBLIC_DOCS="false",
     )
     yield process

@@ -37,8 +37,7 @@ def provider_proxy(predictor, tmp_path_factory):
     process = start_proxy(
         folder,
         **provider.proxy_settings(),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     yield process, get_token(provider.url, AUDIENCE, *CLIENT)
     process.stop()

@@ -33,8 +33,7 @@ def pair(model_file, issuer, tmp_path):
     proxy = start_proxy(
         tmp_path,
         **issuer_env(issuer),
-        UPSTREAM_HTTP=predictor.url,
-        UPSTREAM_GRPC=predictor.grpc_target,
+        upstream=predictor,
     )
     yield predictor, proxy
     proxy.stop()
