@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
             dest=option.field,
             default=None,
             metavar=option.variables[0],
-            help=f"{option.help} (env {names}; default: {_shown_default(option)})",
+            # argparse %-formats help texts: a literal "%" (as in "99 %") must be doubled.
+            help=f"{option.help} (env {names}; default: {_shown_default(option)})".replace(
+                "%", "%%"
+            ),
         )
     return parser
 

@@ -10,14 +10,33 @@ from pathlib import Path
 import uvloop
 
 from . import devkeys, logsafe
-from .settings import SettingsError, load_settings
+from .settings import REQUIRED, VARIABLES, SettingsError, load_settings
+
+
+def variables_help() -> str:
+    """The variables table of settings.py as `--help` shows it: name, default, meaning."""
+    lines = ["environment variables:"]
+    for variable in VARIABLES:
+        default = variable.default
+        if default is REQUIRED:
+            shown = "required"
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, tuple):
+            shown = ",".join(map(str, default)) or "none"
+        else:
+            shown = str(default) if default != "" else "none"
+        lines.append(f"  {variable.name:<28} {variable.help} (default: {shown})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m auth_proxy",
         description="JWT-validating proxy for the predictor; configured by environment variables "
-        "(see the README). With no command, it serves.",
+        "(below, and the README). With no command, it serves.",
+        epilog=variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command")
     keys = commands.add_parser("dev-keys", help="write a development key pair and its JWKS")
