@@ -10,7 +10,7 @@ and each precision (`--precision fp32|int8|bf16`, on a fresh MODEL_CACHE_DIR):
 3. the ceiling: the served runtime (read from that cache) on pre-decoded tensors, called by
    as many threads as it runs calls at once, batch 8;
 4. top-1 agreement with FP32 and accuracy on the course photos the calibration never saw
-   (../shared; "n/a" where absent).
+   (tests/data/course-photos).
 FP32 is the baseline of each ratio, measured in the same run. Writes its section of
 bench/RESULTS.md (between its markers; bench.throughput keeps it).
 """
@@ -94,8 +94,7 @@ def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos
         runtime = loaded.runtime
         batch = np.repeat(decode_image(jpeg, ImageLimits())[np.newaxis], 8, axis=0)
         ceiling, _ = images_per_second(runtime, batch, runtime.parallel, seconds / 2)
-        if photos is not None:
-            outputs[runtime.precision] = loading.run(runtime, photos[0])
+        outputs[runtime.precision] = loading.run(runtime, photos[0])
         results[wanted] = {
             "served precision": runtime.precision,
             "cold": cold,
@@ -111,7 +110,7 @@ def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos
             flush=True,
         )
     for wanted, result in results.items():
-        if photos is not None and result["served precision"] in outputs:
+        if result["served precision"] in outputs:
             verdict = precision.judge(
                 wanted, outputs["fp32"], outputs[result["served precision"]], photos[1]
             )
@@ -131,7 +130,7 @@ def section(args, results: dict, photos) -> list[str]:
             sorted(f for f in precision.cpu_flags() if "vnni" in f or "bf16" in f or "amx" in f)
         )
         + ". Agreement and accuracy on "
-        + (f"{len(photos[1])} course photos the calibration never saw" if photos else "n/a")
+        + f"{len(photos[1])} course photos the calibration never saw"
         + "; served = through the proxy at c=16; ratios against FP32 of the same run.",
         "",
     ]

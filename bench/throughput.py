@@ -7,7 +7,7 @@ For each model (the course's VGG16 architecture with random weights, and the bui
 1. the ceiling: each runtime on pre-decoded tensors at its best batch size, called by one
    thread and by as many threads as it runs calls at once (OpenVINO: one per stream) (images/s,
    and the share of the CPU's FP32 peak, FLOPs per image counted from the model's layers);
-2. the service end to end with a real 640x480 JPEG (a course photo where ../shared has one),
+2. the service end to end with a real 640x480 JPEG (a course photo, tests/data/course-photos),
    straight to the predictor and through the auth proxy, over V2 REST JSON (base64), V2 REST
    binary extension and gRPC, at concurrency 1, 4, 16 and 64: images/s, p50 / p95 / p99;
 3. the course's app (bench/course_app.py: one model.predict per /upload) at the same
@@ -37,7 +37,7 @@ import numpy as np
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from support.clients import binary_body, json_request
-from support.images import shared_photo_paths
+from support.images import original_photo_paths
 from support.issuer import dev_issuer
 from support.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
 
@@ -367,17 +367,12 @@ def build_vgg16(path: Path) -> None:
 
 
 def photo() -> bytes:
-    """A real ~640x480 JPEG: a course photo where ../shared has one, resized and re-encoded."""
+    """A real ~640x480 JPEG: a course photo at its original size, resized and re-encoded."""
     import io
 
     from PIL import Image
 
-    from support.images import rgb_jpeg
-
-    paths = shared_photo_paths(1)
-    if not paths:
-        return rgb_jpeg(640, 480)
-    image = Image.open(paths[0]).convert("RGB").resize((640, 480))
+    image = Image.open(original_photo_paths()[0]).convert("RGB").resize((640, 480))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()

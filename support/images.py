@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats-dogs-other"
+# The labelled course photos the project owns (credited in their README.md): images/ resized as
+# the predictor decodes, labels.csv, and six originals at their own size.
+COURSE_PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "course-photos"
+ORIGINAL_PHOTOS = COURSE_PHOTOS / "originals"
 CAT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cat.png"  # the course's cat
 
 
@@ -102,15 +105,19 @@ FORMATS = {
 }
 
 
-def shared_photo_paths(count: int) -> list[Path]:
-    """Real course photos from ../shared, or an empty list where the folder is absent."""
-    folder = SHARED_PHOTOS / "images"
-    return sorted(folder.glob("*.png"))[:count] if folder.is_dir() else []
+def course_photo_paths(count: int) -> list[Path]:
+    """The first `count` course photos (by name), as the model sees them (224x224)."""
+    return sorted((COURSE_PHOTOS / "images").glob("*.png"))[:count]
+
+
+def original_photo_paths() -> list[Path]:
+    """The six course photos kept at their original size (the resize checked on real photos)."""
+    return sorted(ORIGINAL_PHOTOS.glob("*.png"))
 
 
 def course_photos_calibration_never_saw():
-    """The labelled course photos (../shared) the shipped calibration half does not hold, as
-    the model sees them: (pixels [N, 224, 224, 3], label indices [N]), or None where absent.
+    """The labelled course photos the shipped calibration set does not hold, as the model
+    sees them: (pixels [N, 224, 224, 3], label indices [N]).
     What the INT8 guard's claim is checked on, in the suite and in bench.precision."""
     import numpy as np
 
@@ -118,14 +125,12 @@ def course_photos_calibration_never_saw():
     from predictor.contract import LABELS
     from predictor.imaging import ImageLimits, decode_image
 
-    if not (SHARED_PHOTOS / "labels.csv").is_file():
-        return None
     seen = {p.tobytes() for p in calibration.load().calibration}
     names = [label.lower() for label in LABELS]
     pixels, labels = [], []
-    for line in (SHARED_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
+    for line in (COURSE_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
         name, label = line.split(",")
-        decoded = decode_image((SHARED_PHOTOS / "images" / name).read_bytes(), ImageLimits())
+        decoded = decode_image((COURSE_PHOTOS / "images" / name).read_bytes(), ImageLimits())
         if decoded.tobytes() not in seen:
             pixels.append(decoded)
             labels.append(names.index(label))

@@ -1,7 +1,7 @@
 """Measure a served model as its users would: every photo of a labelled folder through the
 running service's V2 REST API, then accuracy, per-class recall and the confusion matrix.
 
-    python -m tools.measure_accuracy http://127.0.0.1:8080 ../shared/data/cats-dogs-other
+    python -m tools.measure_accuracy http://127.0.0.1:8080 tests/data/course-photos
     python -m tools.measure_accuracy https://<route> <folder> --token "$TOKEN"   # through the proxy
 
 The folder holds `labels.csv` (columns `file`, `label`: cat / dog / other) and `images/`.

@@ -20,9 +20,7 @@ from support.servers import start_proxy
 from support.v2_clients import Call, Door, KServe, Refused, TritonWorker
 from tools.oauth2_token import get_token
 
-PHOTOS = [images.CAT.read_bytes()] + [p.read_bytes() for p in images.shared_photo_paths(2)]
-if len(PHOTOS) < 3:  # ../shared absent: synthetic photos of the same shapes instead
-    PHOTOS += [images.rgb_jpeg(seed=3), images.rgba_png()][: 3 - len(PHOTOS)]
+PHOTOS = [images.CAT.read_bytes()] + [p.read_bytes() for p in images.course_photo_paths(2)]
 
 CLIENTS = ["tritonclient.http", "tritonclient.grpc", "kserve.rest", "kserve.grpc"]
 TRITON = CLIENTS[:2]
@@ -167,7 +165,7 @@ def test_every_client_and_form_gives_the_same_values(client, form, expected, pix
     assert_expected(result, expected)
 
 
-ALL_PHOTOS = [p.read_bytes() for p in images.shared_photo_paths(100)] or PHOTOS
+ALL_PHOTOS = [p.read_bytes() for p in images.course_photo_paths(100)]
 
 
 @pytest.fixture(scope="module")

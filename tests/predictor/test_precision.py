@@ -23,13 +23,6 @@ from support.servers import ROOT, start_predictor, wait_ready
 THREADS = 2
 
 
-def course_photos_calibration_never_saw() -> tuple[np.ndarray, np.ndarray]:
-    found = images.course_photos_calibration_never_saw()
-    if found is None:
-        pytest.skip(f"{images.SHARED_PHOTOS} is absent (the course photos live in ../shared)")
-    return found
-
-
 def load(
     tmp_path, wanted: str, model=default_model.PATH, choice: str = "auto", **kwargs
 ) -> loading.Loaded:
@@ -53,7 +46,7 @@ def test_int8_passes_the_guard_and_agrees_on_photos_calibration_never_saw(int8_c
     assert int8_cold.runtime.name == "openvino" and int8_cold.runtime.precision == "int8"
     [verdict] = int8_cold.decisions["verdicts"]
     assert verdict["passed"] and verdict["images"] == 15 and verdict["agreement"] == 1.0
-    pixels, labels = course_photos_calibration_never_saw()
+    pixels, labels = images.course_photos_calibration_never_saw()
     fp32 = loading.run(loading.load_runtime(default_model.PATH, "openvino", THREADS), pixels)
     int8 = loading.run(int8_cold.runtime, pixels)
     wider = precision.judge("int8", fp32, int8, labels)

@@ -58,9 +58,8 @@ def test_served_values_equal_model_predict_on_the_course_tensor(name, predictor,
 
 
 def test_served_values_equal_model_predict_on_real_course_photos(predictor, keras_model):
-    paths = images.shared_photo_paths(6)
-    if not paths:
-        pytest.skip(f"course photos not found at {images.SHARED_PHOTOS} (../shared is absent)")
+    paths = images.original_photo_paths()
+    assert len(paths) == 6
     photos = [path.read_bytes() for path in paths]
     expected = keras_model.predict(np.stack([course_tensor(p) for p in photos]), verbose=0)
     response = httpx.post(predictor.url + INFER, json=json_request(photos), timeout=60)

@@ -11,18 +11,12 @@ import pytest
 from predictor import default_model, runtime
 from predictor.imaging import ImageLimits, decode_image
 from support import images
-from support.images import CAT
 
 
 def photos() -> np.ndarray:
-    """Real course photos where ../shared is present, else the fixture cat and synthetic ones."""
-    paths = images.shared_photo_paths(8)
-    encoded = [p.read_bytes() for p in paths] or [
-        CAT.read_bytes(),
-        images.rgb_jpeg(seed=3),
-        images.palette_gif(),
-        images.cmyk_jpeg(),
-    ]
+    """Eight real course photos."""
+    encoded = [p.read_bytes() for p in images.course_photo_paths(8)]
+    assert len(encoded) == 8
     return np.stack([decode_image(data, ImageLimits()) for data in encoded])
 
 

@@ -162,9 +162,8 @@ def test_the_shipped_photos_decode_as_their_originals_do():
 
     shipped = sorted(calibration.DEFAULT_DIR.rglob("*.png"))
     assert len(shipped) == 30
-    originals = images.SHARED_PHOTOS / "images"
-    if not originals.is_dir():
-        pytest.skip(f"{originals} is absent (the course photos live in ../shared)")
+    originals = images.ORIGINAL_PHOTOS
+    assert sorted(p.name for p in images.original_photo_paths()) == [p.name for p in shipped[:6]]
     for path in shipped[:6]:
         ours = decode_image(path.read_bytes(), ImageLimits())
         theirs = decode_image((originals / path.name).read_bytes(), ImageLimits())
@@ -313,3 +312,19 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
 
 def test_the_key_includes_the_predictors_own_code():
     assert len(compiled_cache._code_digest()) == 16
+
+
+def test_the_owned_course_photos_decode_as_their_originals_do():
+    """tests/data/course-photos/images were resized as the predictor resizes: for the six kept
+    at their own size, the resized file gives the model exactly the original's pixels."""
+    from predictor.imaging import ImageLimits, decode_image
+
+    originals = images.original_photo_paths()
+    assert len(originals) == 6
+    for original in originals:
+        resized = images.COURSE_PHOTOS / "images" / original.name
+        ours = decode_image(resized.read_bytes(), ImageLimits())
+        theirs = decode_image(original.read_bytes(), ImageLimits())
+        assert np.array_equal(ours, theirs), original.name
+    labelled = (images.COURSE_PHOTOS / "labels.csv").read_text().splitlines()[1:]
+    assert len(labelled) == len(images.course_photo_paths(1000)) == 85
