@@ -1,46 +1,64 @@
 # The two commands a newcomer runs (see README): `make serve` and `make test`.
 # Each creates its own virtual environment in .venv on first use.
 
-PYTHON ?= python3
+# Python 3.11: the version everything is pinned for (python3.11 where it is on PATH).
+PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-
-REQUIREMENTS := predictor/requirements.txt predictor/constraints.txt tests/requirements.txt \
-                tests/requirements-v2-clients.txt auth-proxy/pyproject.toml tests/oidc/package-lock.json
+# Installs, each redone only when its own inputs change (a test dependency never reinstalls
+# TensorFlow):
+#   RUNTIME    the predictor and the proxy: all that `make serve` needs (Python, pip, kubectl)
+#   TESTDEPS   the test suite's Python packages (tests/requirements.txt): `make unit`, `make lint`
+#   NODETOOLS  Node.js and the OIDC provider's packages (tests/oidc)
+#   TESTTOOLS  the rest of what the whole suite needs: tritonclient's own venv, Prometheus, a
+#              browser (tools/install_test_tools.sh installs Node, Prometheus and a browser with
+#              apt-get, with sudo where not root, or says what to install by hand)
+#   WORKFLOWTOOLS  nektos/act, for `make workflows`
+RUNTIME   := $(VENV)/.runtime-installed
+TESTDEPS  := $(VENV)/.tests-installed
+NODETOOLS := $(VENV)/.node-tools-installed
+TESTTOOLS := $(VENV)/.test-tools-installed
+WORKFLOWTOOLS := $(VENV)/.workflow-tools-installed
 # tritonclient's own environment (see tests/requirements-v2-clients.txt), inside .venv.
 CLIENTS := $(VENV)/v2-clients
 
 
-.PHONY: venv serve test unit lint check-images clean
+.PHONY: venv serve test unit lint check-images workflows clean
 
-venv: $(STAMP)
+venv: $(RUNTIME)
 
-$(STAMP): $(REQUIREMENTS)
-	$(PYTHON) -m venv $(VENV)
+$(RUNTIME): predictor/requirements.txt predictor/constraints.txt auth-proxy/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and f"Python 3.11 is needed (PYTHON=/path/to/python3.11 make ...), not {sys.version.split()[0]}")'
+	@# A .venv made by another Python is made anew.
+	$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
+	    { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r predictor/requirements.txt -r tests/requirements.txt \
-	    -c predictor/constraints.txt
+	$(PY) -m pip install --quiet -r predictor/requirements.txt -c predictor/constraints.txt
 	$(PY) -m pip install --quiet -e ./auth-proxy -c predictor/constraints.txt
-	$(PYTHON) -m venv $(CLIENTS)
-	$(CLIENTS)/bin/python -m pip install --quiet -r tests/requirements-v2-clients.txt
-	# The OIDC provider the proxy's token tests run against (pinned by its package-lock.json).
-	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a == 20 && b < 12)) { console.error("oidc-provider needs Node.js >= 20.12, not " + process.version); process.exit(1) }'
-	cd tests/oidc && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	# Prometheus and promtool: the alert tests and the scrape of the pod (Debian's package).
-	command -v promtool >/dev/null || (apt-get update -qq && \
-	    apt-get install -y -qq --no-install-recommends prometheus)
-	# Chromium for the browser test (tests/browser), driven by Playwright (Debian's package:
-	# Playwright cannot download its own browser here).
-	command -v chromium >/dev/null || (apt-get update -qq && \
-	    apt-get install -y -qq --no-install-recommends chromium)
-	touch $(STAMP)
+	touch $@
 
-serve: $(STAMP)
+$(TESTDEPS): $(RUNTIME) tests/requirements.txt
+	$(PY) -m pip install --quiet -r tests/requirements.txt -c predictor/constraints.txt
+	touch $@
+
+# Node.js and the OIDC provider's packages (pinned by its package-lock.json): the proxy's token
+# tests, and the deploy job's rehearsal (make workflows).
+$(NODETOOLS): tests/oidc/package-lock.json tools/install_test_tools.sh | $(RUNTIME)
+	bash tools/install_test_tools.sh node
+	cd tests/oidc && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+$(TESTTOOLS): $(TESTDEPS) $(NODETOOLS) tests/requirements-v2-clients.txt \
+              tools/install_test_tools.sh
+	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install --quiet -r tests/requirements-v2-clients.txt
+	bash tools/install_test_tools.sh prometheus browser
+	touch $@
+
+serve: $(RUNTIME)
 	$(PY) -m tools.serve_pod
 
-lint: $(STAMP)
+lint: $(TESTDEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -48,16 +66,28 @@ lint: $(STAMP)
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/actionlint
 
-test: lint
+test: lint $(TESTTOOLS)
 	$(PY) -m pytest
 
-# The unit layer alone: the pure modules in process, no server started (< 20 s).
-unit: $(STAMP)
+# The unit layer alone: the pure modules in process, no server started (about 20 s).
+unit: $(TESTDEPS)
 	$(PY) -m pytest tests/unit -q
 
 # Build both images here and run them as a pod (needs root: installs and starts dockerd).
-check-images: $(STAMP)
+check-images: $(RUNTIME)
 	bash tools/check_images.sh
+
+# The jobs of .github/workflows/ run by nektos/act on a clean clone of HEAD, as a user with
+# passwordless sudo, as on GitHub's runner (tools/workflows/; as root it makes such a user).
+# JOBS picks some: `make workflows JOBS="deploy"`.
+# (As root it installs nothing here: the user it runs as installs in its own clone.)
+workflows:
+	bash tools/workflows/run.sh $(JOBS)
+
+# nektos/act (tests/requirements-workflows.txt), beside what the tests need.
+$(WORKFLOWTOOLS): $(TESTDEPS) $(NODETOOLS) tests/requirements-workflows.txt
+	$(PY) -m pip install --quiet -r tests/requirements-workflows.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 # Build both targets of the Dockerfile on this machine, where no registry can be reached.
 #
 #   bash tools/build_images.sh            # -> cats-dogs-other/predictor:local, .../auth-proxy:local
+#   BASE_ONLY=1 bash tools/build_images.sh   # steps 1 and 2 only
 #
 # 1. Starts dockerd if none answers (Debian's docker.io; installed if missing).
 # 2. Makes a Debian bookworm base image from Debian's own packages with debootstrap (python3,
@@ -26,6 +27,7 @@ need debootstrap debootstrap
 if ! docker info >/dev/null 2>&1; then
   mkdir -p "$WORK"
   dockerd >"$WORK/dockerd.log" 2>&1 &
+  echo $! >"$WORK/dockerd.pid"  # the one to stop afterwards (tools/stop_dockerd.sh)
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; exit 1; }
   echo "started dockerd (log: $WORK/dockerd.log)"
@@ -51,6 +53,8 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   rm -rf "$rootfs"
   echo "base image $BASE made in ${SECONDS}s"
 fi
+
+[ "${BASE_ONLY:-0}" = 1 ] && exit 0  # the base alone (tools/workflows/run.sh: the images job)
 
 rm -rf build-ca
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then

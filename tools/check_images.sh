@@ -8,12 +8,10 @@ PY=${PY:-.venv/bin/python}
 started_dockerd=0
 docker info >/dev/null 2>&1 || started_dockerd=1
 cleanup() {
-  if [ "$started_dockerd" = 1 ] && pgrep -x dockerd >/dev/null; then
+  if [ "$started_dockerd" = 1 ]; then
     [ "${KEEP_IMAGES:-0}" = 1 ] || docker image rm -f cats-dogs-other/predictor:local \
       cats-dogs-other/auth-proxy:local >/dev/null 2>&1 || true
-    pkill -x dockerd || true
-    for _ in $(seq 30); do pgrep -x dockerd >/dev/null || break; sleep 1; done
-    echo "stopped dockerd"
+    bash tools/stop_dockerd.sh
   fi
 }
 trap cleanup EXIT

@@ -43,15 +43,20 @@ def pod(tmp_path_factory):
         local.stop()
 
 
+BROWSERS = ("chromium", "google-chrome-stable", "google-chrome", "chromium-browser")
+
+
 @pytest.fixture(scope="module")
 def chromium():
-    """Headless Chromium (Debian's), through Playwright."""
+    """Headless Chromium (Debian's, or the Chrome GitHub's runner has), through Playwright."""
     from playwright.sync_api import sync_playwright
 
-    executable = shutil.which("chromium")
-    assert executable, "no chromium on PATH: `make venv` installs it (apt-get install chromium)"
+    # The same names, in the same order, as tools/install_test_tools.sh looks for.
+    found = (shutil.which(name) for name in BROWSERS)
+    executable = next(filter(None, found), None)
+    assert executable, f"none of {BROWSERS} on PATH: `make test` installs chromium"
     with sync_playwright() as playwright:
-        # Chromium's sandbox cannot start as root (CI runs as root).
+        # Chromium's sandbox cannot start as root (CI here runs the suite as root, and as a user).
         # Beside the page's own requests (checked by `visit`), Chromium's background traffic
         # (updates, safe browsing, DNS prefetch) must not leave the machine either: no name
         # resolves but loopback's.

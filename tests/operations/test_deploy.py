@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
+from support import fake_kubectl
 from support.oidc_provider import AUDIENCE, CLIENT, NO_SCOPE_CLIENT
 from support.servers import ROOT
 
@@ -22,22 +21,11 @@ NEW = ["quay.io/cats-dogs-other/predictor:latest", "quay.io/cats-dogs-other/auth
 def deploy(tmp_path, provider, *, client=CLIENT, base_url=None, **state):
     """Run tools/deploy.sh on the repository's manifests; return its result and the final
     state of the recorded cluster."""
-    real = shutil.which("kubectl")
-    assert real, "kubectl is needed to render the manifests"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "kubectl").write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" -m support.fake_kubectl "$@"\n'
-    )
-    (bin_dir / "kubectl").chmod(0o755)
-    state_file = tmp_path / "cluster.json"
-    state_file.write_text(json.dumps({"revisions": {}, "current": None, **state}))
+    recorder, state_file = fake_kubectl.stand_in(tmp_path, **state)
     env = {
         **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        **recorder,
         "PYTHONPATH": str(ROOT),
-        "REAL_KUBECTL": real,
-        "FAKE_KUBECTL_STATE": str(state_file),
         "ROLLOUT_TIMEOUT": "2m",
         "OAUTH2_ISSUER": provider.url,
         "OAUTH2_AUDIENCE": AUDIENCE,

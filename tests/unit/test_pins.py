@@ -12,6 +12,7 @@ import pytest
 
 from support.servers import ROOT
 
+DEPLOY = ROOT / "tools" / "deploy-requirements.txt"
 PIN = re.compile(r"^\s*([A-Za-z0-9_.\[\]-]+?)(?:\[[^\]]*\])?==([^\s;#]+)")
 
 
@@ -40,6 +41,10 @@ def other_pins() -> dict[str, dict[str, str]]:
         "tests/requirements-v2-clients.txt": pins_in_lines(
             (ROOT / "tests" / "requirements-v2-clients.txt").read_text().splitlines()
         ),
+        "tests/requirements-workflows.txt": pins_in_lines(
+            (ROOT / "tests" / "requirements-workflows.txt").read_text().splitlines()
+        ),
+        "tools/deploy-requirements.txt": pins_in_lines(DEPLOY.read_text().splitlines()),
     }
 
 
@@ -69,9 +74,25 @@ def test_the_auth_proxy_image_pins_each_of_its_dependencies():
     assert set(direct) <= set(pins["auth-proxy/constraints.txt"])
 
 
+def test_the_deploy_jobs_packages_each_carry_their_hashes():
+    """The deploy job installs with --require-hashes: each pin of the compiled file has its
+    files' SHA-256s, and what it was compiled from is in it."""
+    text = DEPLOY.read_text()
+    entries = re.split(r"\n(?=[a-z0-9])", text.split("\n\n", 1)[1] if "\n\n" in text else text)
+    pinned = [entry for entry in entries if PIN.match(entry)]
+    assert len(pinned) > 10
+    for entry in pinned:
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), entry.splitlines()[0]
+    wanted = pins_in_lines((ROOT / "tools" / "deploy-requirements.in").read_text().splitlines())
+    assert wanted.items() <= pins_in_lines(text.splitlines()).items()
+    assert "--index-url" not in text and "--find-links" not in text  # no machine's own index
+
+
 def test_workflows_pin_nothing_themselves():
     for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yaml")):
-        text = workflow.read_text()
-        for command in re.findall(r"pip install[^\n]*(?:\\\n[^\n]*)*", text):
+        text = workflow.read_text().replace("\\\n", " ")  # continuation lines joined
+        for command in re.findall(r"pip install[^\n]*", text):
             assert "==" not in command, f"{workflow.name}: {command}"
             assert "-c " in command or "-r " in command, f"{workflow.name}: {command}"
+            if "-r tools/deploy-requirements.txt" in command:
+                assert "--require-hashes" in command, f"{workflow.name}: {command}"
