@@ -23,7 +23,6 @@ import yaml
 
 from .servers import ROOT
 
-WORKFLOWS = ROOT / ".github" / "workflows"
 STAND_INS = ROOT / "tools" / "workflows" / "stand-ins"
 # owner/name of each third-party action -> its stand-in's folder
 STAND_IN_FOR = {
@@ -125,7 +124,7 @@ def act(
         str(Path(sys.executable).parent / "act"),
         event,
         "--workflows",
-        str(clone / ".github" / "workflows" / workflow),
+        str(workflow_file),
         "--job",
         job,
         "-P",
@@ -148,13 +147,11 @@ def act(
             with os.fdopen(fd, "w") as file:
                 file.writelines(f"{k}={v}\n" for k, v in values.items())
             args += [flag, str(path)]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "WORKFLOWS"))}
-    environment.update(
-        {
-            "ACT_CHECKOUT_SOURCE": str(clone),
-            **(env or {}),
-        }
-    )
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "WORKFLOWS"))},
+        "ACT_CHECKOUT_SOURCE": str(clone),
+        **(env or {}),
+    }
     with open(log, "w") as out:
         done = subprocess.run(
             args,

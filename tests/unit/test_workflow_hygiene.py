@@ -135,3 +135,45 @@ def test_a_tool_that_cannot_be_installed_gets_one_line_saying_what_to_install(tm
     assert len(lines) == 3, done.stderr
     for line, what in zip(lines, ("Node.js >= 20.12", "Prometheus", "Chromium"), strict=True):
         assert line.startswith(f"make test needs {what}") and "install it by hand" in line
+
+
+def resolve_step() -> str:
+    steps = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yaml").read_text())["jobs"]
+    return next(s["run"] for s in steps["deploy"]["steps"] if s.get("id") == "model")
+
+
+@pytest.mark.parametrize(
+    "requested",
+    ["runs:/abc/model\nEVIL=1", "s3://models/a b.keras", "runs:/abc\tx", "s3://m/\x1b[31mx"],
+)
+def test_a_manual_model_uri_that_is_not_one_word_is_refused(tmp_path, requested):
+    """The manual deploy's input goes into $GITHUB_OUTPUT: a newline there would write a second
+    output, a space or a control character a value no source reads. The step, run as written."""
+    output = tmp_path / "output"
+    output.touch()
+    done = subprocess.run(
+        ["bash", "-e", "-c", resolve_step()],
+        env={"PATH": "/usr/bin:/bin", "REQUESTED": requested, "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "model_uri must be one word" in done.stderr
+    assert output.read_text() == ""
+
+
+def test_a_manual_uri_from_another_source_is_served_as_given(tmp_path):
+    output = tmp_path / "output"
+    output.touch()
+    done = subprocess.run(
+        ["bash", "-e", "-c", resolve_step()],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "REQUESTED": "s3://models/prod/final_model.keras",
+            "GITHUB_OUTPUT": str(output),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert output.read_text() == "uri=s3://models/prod/final_model.keras\n"

@@ -24,7 +24,7 @@ from support.oidc_provider import AUDIENCE, CLIENT, NO_SCOPE_CLIENT
 SELECTED = set(os.environ.get("JOBS", "").split())
 OLD = ["quay.io/cats-dogs-other/predictor:old", "quay.io/cats-dogs-other/auth-proxy:old"]
 # What ci.yaml's images job pushes to and the deploy job then serves (the workflow's default).
-REPOSITORY = "quay.io/cats-dogs-other"
+IMAGE_REPOSITORY = "quay.io/cats-dogs-other"
 MINUTES = 60
 
 
@@ -223,8 +223,8 @@ def test_the_deploy_job_rolls_out_this_commit(clone, tmp_path, provider, door, m
     )
     assert run.returncode == 0, show(run, log)
     assert state["revisions"][str(state["current"])] == [
-        f"{REPOSITORY}/predictor:{sha}",
-        f"{REPOSITORY}/auth-proxy:{sha}",
+        f"{IMAGE_REPOSITORY}/predictor:{sha}",
+        f"{IMAGE_REPOSITORY}/auth-proxy:{sha}",
     ]
     assert state["current"] == 2
     assert state["applied"] == [
