@@ -13,6 +13,13 @@ requires), the API as `resource` (RFC 8707; without it a standard provider issue
 token, not a JWT for the API) and as `audience` (Auth0's name for it; others ignore it), the
 client authenticated by HTTP Basic (`client_secret_basic`, the default) or in the body
 (`--auth post` or OAUTH2_CLIENT_AUTH=post: Auth0's default method for its applications).
+
+The client secret goes only to a token endpoint on the issuer's own origin (scheme, host and
+port), or to the one named with `--token-url` / OAUTH2_TOKEN_URL (then no discovery: for a
+provider whose token endpoint lives elsewhere, as Google's does): a discovery document that
+anyone between could edit must not send the secret to another server. The access token is
+printed only if it is one header-safe line (RFC 6750 `b64token`, which a JWT is): it goes
+into an `Authorization` header (tools/smoke_test.sh), where a line break would add headers.
 Standard library only: it runs in a workflow or a pod as it is.
 """
 
@@ -23,6 +30,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -45,6 +53,25 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirects)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 2.1: what a Bearer header carries
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) as origins compare them: case-insensitive, the default port
+    written or not."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise TokenError(f"{_printable(url)} has a port that is not a number") from None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+def header_safe(token: str) -> bool:
+    """One RFC 6750 `b64token`: nothing a header line could be split or ended with."""
+    return B64TOKEN.fullmatch(token) is not None
 
 
 def _check_secure(url: str) -> None:
@@ -89,6 +116,12 @@ def token_endpoint(issuer: str, timeout: float = 10) -> str:
     endpoint = document.get("token_endpoint")
     if not isinstance(endpoint, str):
         raise TokenError(f"{discovery} names no token_endpoint")
+    if origin(endpoint) != origin(issuer):
+        raise TokenError(
+            f"{discovery} names a token endpoint on another origin than the issuer's "
+            f"({_printable(endpoint)}): the client secret is not sent there; if it is right, "
+            "name it with --token-url or OAUTH2_TOKEN_URL"
+        )
     return endpoint
 
 
@@ -101,8 +134,10 @@ def get_token(
     scope: str = "get::prediction",
     auth: str = "basic",
     timeout: float = 10,
+    token_url: str = "",
 ) -> str:
-    """An access token for `audience` by the client-credentials grant."""
+    """An access token for `audience` by the client-credentials grant, from `token_url` if
+    given, else from the token endpoint the issuer's discovery document names on its origin."""
     if auth not in AUTH_METHODS:
         raise TokenError(
             f"unknown client authentication {auth!r}: one of {', '.join(AUTH_METHODS)}"
@@ -120,7 +155,7 @@ def get_token(
     else:
         form.update(client_id=client_id, client_secret=client_secret)
     request = urllib.request.Request(
-        token_endpoint(issuer, timeout),
+        token_url or token_endpoint(issuer, timeout),
         data=urllib.parse.urlencode(form).encode(),
         headers=headers,
         method="POST",
@@ -129,6 +164,11 @@ def get_token(
     token = answer.get("access_token")
     if not isinstance(token, str):
         raise TokenError(f"{request.full_url} answered no access_token")
+    if not header_safe(token):
+        raise TokenError(
+            f"{request.full_url} answered an access_token that is not one header-safe line "
+            "(RFC 6750 b64token: A-Z a-z 0-9 - . _ ~ + / then = only): refused"
+        )
     return token
 
 
@@ -136,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Get an OAuth2 access token (client credentials).")
     env = os.environ.get
     parser.add_argument("--issuer", default=env("OAUTH2_ISSUER"))
+    parser.add_argument(
+        "--token-url",
+        default=env("OAUTH2_TOKEN_URL") or "",
+        help="the token endpoint, if not the one on the issuer's origin its discovery names",
+    )
     parser.add_argument("--audience", default=(env("OAUTH2_AUDIENCE") or "").split(",")[0])
     parser.add_argument("--client-id", default=env("OAUTH2_CLIENT_ID"))
     parser.add_argument("--client-secret", default=env("OAUTH2_CLIENT_SECRET"))
@@ -149,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [
         name
         for name, value in (
-            ("OAUTH2_ISSUER", args.issuer),
+            ("OAUTH2_ISSUER", args.issuer or args.token_url),
             ("OAUTH2_AUDIENCE", args.audience),
             ("OAUTH2_CLIENT_ID", args.client_id),
             ("OAUTH2_CLIENT_SECRET", args.client_secret),
@@ -162,12 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(
             get_token(
-                args.issuer,
+                args.issuer or "",
                 args.audience,
                 args.client_id,
                 args.client_secret,
                 scope=args.scope,
                 auth=args.auth,
+                token_url=args.token_url,
             )
         )
     except TokenError as exc:

@@ -4,7 +4,8 @@
 #
 # Probes need no token; a request without one is refused; with OAUTH2_CLIENT_ID and
 # OAUTH2_CLIENT_SECRET set (and OAUTH2_ISSUER, OAUTH2_AUDIENCE), a token from the issuer's
-# client-credentials grant (tools/oauth2_token.py) classifies the course's cat.
+# client-credentials grant (tools/oauth2_token.py; its token endpoint on the issuer's origin, or
+# OAUTH2_TOKEN_URL) classifies the course's cat.
 set -euo pipefail
 base="${1:?usage: tools/smoke_test.sh <base URL>}"
 base="${base%/}"
@@ -21,7 +22,9 @@ if [ -z "${OAUTH2_CLIENT_ID:-}" ] && [ -z "${OAUTH2_CLIENT_SECRET:-}" ]; then
   echo "no OAUTH2_CLIENT_ID / OAUTH2_CLIENT_SECRET: authenticated smoke test skipped"
   exit 0
 fi
-token="$(python3 "$here/tools/oauth2_token.py")"  # exits 2 naming what is missing
+# Exits 2 naming what is missing, 1 on a refusal (set -e ends here); prints the token only if it
+# is one header-safe line (RFC 6750 b64token), so it cannot add a header below.
+token="$(python3 "$here/tools/oauth2_token.py")"
 # The token goes to curl on stdin (a header file), not on its command line.
 answer="$(printf 'Authorization: Bearer %s\n' "$token" | curl -sS --fail-with-body -H @- \
   -F "file=@$here/tests/fixtures/cat.png" "$base/upload")"

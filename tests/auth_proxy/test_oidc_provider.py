@@ -3,6 +3,8 @@ tokens obtained the standard way (tools/oauth2_token.py: discovery, form-encoded
 credentials, `resource`), RS256 / ES256 / PS256, scope or none, opaque tokens, rotation by
 restarting the provider with new keys, the provider down and back, an issuer that differs by
 one slash, keys that cannot verify the allowed algorithm, and the deploy workflow's smoke test.
+What no real provider does (a discovery document that sends the secret to another origin, an
+access token that would split a header) is asked of small recording servers on loopback.
 Tokens no real provider would issue (expired, forged, malformed) are the hand-made issuer's
 job (test_rest_tokens.py, test_hostile_*.py)."""
 
@@ -12,7 +14,9 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import httpx
@@ -29,8 +33,9 @@ from support.oidc_provider import (
     SCOPE,
     OidcProvider,
 )
+from support.ports import free_port
 from support.servers import ROOT, start_proxy
-from tools.oauth2_token import TokenError, get_token
+from tools.oauth2_token import TokenError, get_token, main
 
 METADATA = f"/v2/models/{MODEL}"
 
@@ -268,3 +273,151 @@ def test_grpc_without_a_token_is_unauthenticated(door):
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL))
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+class Recording(ThreadingHTTPServer):
+    """An issuer on loopback that records every request: its discovery document names
+    `token_endpoint`, and a POST to `/token` answers `access_token`."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", free_port()), RecordingHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.token_endpoint = self.url + "/token"
+        self.access_token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+        self.requests: list[tuple[str, str, str]] = []  # method, path, Authorization + body
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    server: Recording
+
+    def do_GET(self):
+        self._record(b"")
+        self._json({"issuer": self.server.url, "token_endpoint": self.server.token_endpoint})
+
+    def do_POST(self):
+        self._record(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        self._json({"access_token": self.server.access_token, "token_type": "Bearer"})
+
+    def _record(self, body: bytes) -> None:
+        seen = f"{self.headers.get('Authorization', '')} {body.decode()}"
+        self.server.requests.append((self.command, self.path, seen))
+
+    def _json(self, document: dict) -> None:
+        data = json.dumps(document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording():
+    """Two recording issuers: `recording[1]` plays the server on another origin."""
+    made = [Recording(), Recording()]
+    yield made
+    for server in made:
+        server.stop()
+
+
+SECRET = "recorded-secret-do-not-send"
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--audience", AUDIENCE, "--client-id", "c", "--client-secret", SECRET, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("elsewhere", ["other port", "other host"])
+def test_a_token_endpoint_on_another_origin_never_gets_the_secret(
+    recording, elsewhere, capsys, monkeypatch
+):
+    issuer, other = recording
+    issuer.token_endpoint = (
+        other.url + "/token"
+        if elsewhere == "other port"
+        else issuer.url.replace("127.0.0.1", "localhost") + "/token"  # this server, by a name
+    )
+    with pytest.raises(TokenError, match="another origin than the issuer's") as refused:
+        get_token(issuer.url, AUDIENCE, "c", SECRET)
+    assert "--token-url or OAUTH2_TOKEN_URL" in str(refused.value)
+    monkeypatch.delenv("OAUTH2_TOKEN_URL", raising=False)
+    code, out, err = cli(capsys, "--issuer", issuer.url)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "another origin" in err
+    assert other.requests == []
+    assert [method for method, _, _ in issuer.requests] == ["GET", "GET"]  # discovery only
+    assert SECRET not in err
+
+
+def test_a_token_endpoint_on_the_issuers_origin_gets_the_grant(recording):
+    issuer, _ = recording
+    issuer.token_endpoint = issuer.url.replace("http:", "HTTP:") + "/token"  # same origin
+    assert get_token(issuer.url + "/", AUDIENCE, "c", SECRET) == issuer.access_token
+    assert [method for method, _, _ in issuer.requests] == ["GET", "POST"]
+
+
+def test_a_token_endpoint_named_by_the_user_is_used_without_discovery(
+    recording, capsys, monkeypatch
+):
+    issuer, other = recording
+    issuer.token_endpoint = other.url + "/token"  # what discovery would name: refused there
+    value = get_token(issuer.url, AUDIENCE, "c", SECRET, token_url=other.url + "/token")
+    assert value == other.access_token and issuer.requests == []
+    assert [(method, path) for method, path, _ in other.requests] == [("POST", "/token")]
+    monkeypatch.setenv("OAUTH2_TOKEN_URL", other.url + "/token")  # no issuer needed then
+    monkeypatch.delenv("OAUTH2_ISSUER", raising=False)
+    code, out, err = cli(capsys, "--auth", "post")
+    assert (code, out, err) == (0, other.access_token + "\n", "")
+    assert SECRET in other.requests[-1][2] and issuer.requests == []
+
+
+@pytest.mark.parametrize(
+    "access_token",
+    [
+        "abc\r\nX-Injected: yes",
+        "abc\n",
+        "abc def",
+        "abc\tdef",
+        "ab\u00e9c",
+        "abc=def",
+        "=abc",
+        "",
+        "a;b",
+        'a"b',
+    ],
+)
+def test_an_access_token_that_is_not_one_header_safe_line_is_not_printed(
+    recording, access_token, capsys, monkeypatch
+):
+    issuer, _ = recording
+    issuer.access_token = access_token
+    with pytest.raises(TokenError, match="not one header-safe line"):
+        get_token(issuer.url, AUDIENCE, "c", SECRET)
+    monkeypatch.delenv("OAUTH2_TOKEN_URL", raising=False)
+    code, out, err = cli(capsys, "--issuer", issuer.url)
+    assert code == 1 and out == "" and "header-safe" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "access_token",
+    [
+        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_",
+        "abc==",
+        "a-b_c~d+e/f.g",
+        "2YotnFZFEjr1zCsicMWpAA",
+    ],
+)
+def test_a_b64token_is_printed_as_it_came(recording, access_token, capsys, monkeypatch):
+    issuer, _ = recording
+    issuer.access_token = access_token
+    monkeypatch.delenv("OAUTH2_TOKEN_URL", raising=False)
+    assert cli(capsys, "--issuer", issuer.url) == (0, access_token + "\n", "")

@@ -145,8 +145,20 @@ def test_assets_are_compressed_once_not_per_request_and_revalidated(proxy):
         assert gzip.decompress(body) == plain
         # the copy made at start-up (level 9, no timestamp), not a per-request compression
         assert body == gzip.compress(plain, compresslevel=9, mtime=0)
-    again = httpx.get(url(proxy, path), headers={"If-None-Match": raw.headers["etag"]})
-    assert again.status_code == 304 and again.content == b""
+        packed_tag = packed.headers["etag"]
+    # Each form has its own ETag; a 304 answers the tag of the form the client would get.
+    assert packed_tag != raw.headers["etag"]
+    for encoding, tag, status in [
+        ("identity", raw.headers["etag"], 304),
+        ("gzip", packed_tag, 304),
+        ("gzip", raw.headers["etag"], 200),
+    ]:
+        again = httpx.get(
+            url(proxy, path), headers={"If-None-Match": tag, "Accept-Encoding": encoding}
+        )
+        assert again.status_code == status and (status == 200 or again.content == b"")
+        assert again.headers["etag"] == (packed_tag if encoding == "gzip" else raw.headers["etag"])
+        assert again.headers["vary"] == "Accept-Encoding"
     assert raw.headers["vary"] == "Accept-Encoding"  # once: a cache keeps both versions apart
 
 
