@@ -71,6 +71,9 @@ class KerasRuntime:
 
     @classmethod
     def load(cls, path: Path, threads: int | None = None) -> KerasRuntime:
+        from .model_archive import check_model_file
+
+        check_model_file(path)  # a zip bomb refused before Keras inflates it (model_archive.py)
         import keras
         import tensorflow as tf
 

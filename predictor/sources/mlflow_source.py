@@ -14,6 +14,7 @@ stores go through `mlflow.artifacts.download_artifacts`.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import s3
+from .cache import cannot_write
 from .errors import ModelSourceError, SourceUnavailable
 
 MODEL_FILE = "model/data/model.keras"  # where mlflow.keras.log_model(model, "model") puts it
@@ -61,19 +63,36 @@ def _client():
 
 
 def _call(what: str, uri: str, function: Callable, *args, **kwargs):
-    """Call the MLflow client, sorting its failures into permanent and transient."""
+    """Call the MLflow client, sorting its failures into permanent and transient (a file it
+    cannot write, e.g. on a full disk, passes through as the `OSError` it is)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return function(*args, **kwargs)
     except MlflowException as exc:
+        if (unwritable := _write_error_in(str(exc))) is not None:
+            raise unwritable from None  # the cache's fault: fetch_into_cache says so, at once
         code = str(getattr(exc, "error_code", ""))
         message = str(exc).splitlines()[0][:300]
         if code in PERMANENT_MLFLOW_CODES:
             raise ModelSourceError(f"{what}: {message} ({uri})") from None
         raise SourceUnavailable(f"MLflow unavailable while {what} ({message}): {uri}") from None
     except OSError as exc:
+        if cannot_write(exc):
+            raise  # the cache's fault, not MLflow's: fetch_into_cache says so, at once
         raise SourceUnavailable(f"MLflow unreachable while {what} ({exc}): {uri}") from None
+
+
+def _write_error_in(message: str) -> OSError | None:
+    """MLflow downloads in worker threads and reports their failures as one MlflowException
+    (INTERNAL_ERROR, which reads as transient) quoting each: `[Errno 28] No space left on
+    device: '…'`. A file system's refusal quoted there is the `OSError` it was; only errors a
+    file system alone gives are taken (a permission error may be the store's)."""
+    for number, words in re.findall(r"\[Errno (\d+)\] ([^:'\n]+)", message):
+        error = OSError(int(number), words.strip())
+        if cannot_write(error):
+            return error
+    return None
 
 
 def resolve(uri: str) -> Artifact:
@@ -179,13 +198,17 @@ def download(artifact: Artifact, destination: Path) -> None:
         return
     import mlflow
 
-    with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
-        local = _call(
-            "downloading the model",
-            artifact.location,
-            mlflow.artifacts.download_artifacts,
-            run_id=artifact.run_id,
-            artifact_path=artifact.path,
-            dst_path=scratch,
+    def fetch(scratch: str) -> str:
+        return mlflow.artifacts.download_artifacts(
+            run_id=artifact.run_id, artifact_path=artifact.path, dst_path=scratch
         )
+
+    fetched_into(destination, artifact.location, fetch)
+
+
+def fetched_into(destination: Path, location: str, fetch: Callable[[str], str]) -> None:
+    """`fetch(folder)` downloads into a scratch folder beside `destination` (MLflow names the
+    file) and returns the file's path; it is then moved to `destination`."""
+    with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
+        local = _call("downloading the model", location, fetch, scratch)
         shutil.move(local, destination)

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..values import boolean
+from .cache import cannot_write
 from .errors import ModelSourceError, SourceUnavailable
 
 PERMANENT_CODES = {
@@ -107,7 +108,8 @@ def download(obj: S3Object, destination: Path) -> None:
 
 @contextmanager
 def translated_errors(uri: str) -> Iterator[None]:
-    """Turn boto3's exceptions into `ModelSourceError` (permanent) or `SourceUnavailable`."""
+    """Turn boto3's exceptions into `ModelSourceError` (permanent) or `SourceUnavailable`;
+    a download that cannot be written (a full disk) passes through as the `OSError` it is."""
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -130,5 +132,7 @@ def translated_errors(uri: str) -> Iterator[None]:
             f"no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): {uri}"
         ) from None
     except (BotoCoreError, OSError) as exc:
+        if cannot_write(exc):
+            raise  # the cache's fault, not the network's: fetch_into_cache says so, at once
         where = endpoint_url() or "AWS S3"
         raise SourceUnavailable(f"S3 at {where} unreachable ({exc}): {uri}") from None

@@ -189,13 +189,15 @@ def test_the_key_changes_with_each_input():
 
 
 def tiny_openvino_model():
-    """A real OpenVINO model with weights (y = x * w): what an entry holds, in miniature."""
+    """A real OpenVINO model with weights, of the contract's shape ([N, 224, 224, 3] in, [N, 3]
+    out: y = the pixels' mean per channel * w): what an entry holds, in miniature."""
     import openvino as ov
     import openvino.opset13 as ops
 
-    x = ops.parameter([1, 4], np.float32, name="x")
-    weights = ops.constant(np.arange(4, dtype=np.float32) + 1)
-    return ov.Model([ops.multiply(x, weights)], [x], "tiny")
+    x = ops.parameter([-1, 224, 224, 3], np.float32, name="x")
+    mean = ops.reduce_mean(x, ops.constant(np.array([1, 2])), keep_dims=False)
+    weights = ops.constant(np.arange(3, dtype=np.float32) + 1)
+    return ov.Model([ops.multiply(mean, weights)], [x], "tiny")
 
 
 GOOD = {"runtime": "openvino", "precision": "int8", "verdicts": [], "max_batch_size": 8}
@@ -216,7 +218,7 @@ def test_an_entry_is_written_whole_and_read_back(tmp_path):
     import openvino as ov
 
     compiled = ov.Core().compile_model(model, "CPU")
-    assert list(compiled([np.ones((1, 4), np.float32)])[0][0]) == [1, 2, 3, 4]
+    assert list(compiled([np.ones((1, 224, 224, 3), np.float32)])[0][0]) == [1, 2, 3]
     assert [p.name for p in (tmp_path / "compiled").iterdir()] == ["k"]  # no staging left
 
 
