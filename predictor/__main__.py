@@ -9,6 +9,7 @@ import warnings
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) say nothing an operator can act on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+from .memory import map_large_blocks
 from .model import CatsDogsOtherModel
 from .server import PredictorServer
 from .settings import parse_settings
@@ -19,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     # with it deprecates: two log lines at a route's first call, nothing an operator can do.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     settings = parse_settings(argv)
+    map_large_blocks()
     model = CatsDogsOtherModel(settings)
-    PredictorServer(settings).start([model])  # a model that cannot load exits 1 from inside
+    PredictorServer(settings, model.budget).start(
+        [model]
+    )  # a model that cannot load exits 1 from inside
     return 0
 
 

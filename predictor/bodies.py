@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, TooLarge, UnsupportedEncoding
+from . import memory
+from .errors import BadRequest, OverBudget, TooLarge, UnsupportedEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class BodyRefused(HTTPException):
 def refused(problem: BadRequest) -> BodyRefused:
     """For a refusal raised while a route reads the body."""
     logger.warning("refused request: %s", problem)
-    return BodyRefused(int(problem.http_status), str(problem))
+    return BodyRefused(int(problem.http_status), str(problem), headers=problem.headers or None)
 
 
 async def refuse_now(problem: BadRequest, scope: Scope, receive: Receive, send: Send, **headers):
@@ -54,38 +55,57 @@ async def refuse_now(problem: BadRequest, scope: Scope, receive: Receive, send: 
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over `max_bytes` with 413 before reading them.
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413 before reading them,
+    and hold each body's bytes in the memory budget while its request runs (429 when they do
+    not fit).
 
-    A declared Content-Length over the limit is refused at once; a chunked body is counted as
-    it arrives and the handler reading it gets a 413 (`BodyRefused`).
+    A declared Content-Length is checked and taken at once; a chunked body is counted and taken
+    as it arrives, and the handler reading it gets the 413 or 429 (`BodyRefused`).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, budget: memory.MemoryBudget):
         self.app = app
         self.max_bytes = max_bytes
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            size = f"request body of {int(declared)} bytes"
-            await refuse_now(
-                TooLarge(f"{size} is over the limit of {self.max_bytes}"), scope, receive, send
+        size = int(declared) if declared is not None and declared.isdigit() else None
+        if size is not None and size > self.max_bytes:
+            problem = TooLarge(
+                f"request body of {size} bytes is over the limit of {self.max_bytes}"
             )
+            await refuse_now(problem, scope, receive, send)
+            return
+        try:
+            held = [self.budget.take(size or 0)]
+        except OverBudget as problem:
+            await refuse_now(problem, scope, receive, send, **problem.headers)
             return
         received = 0
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
-            received += len(message.get("body", b""))
+            piece = len(message.get("body", b""))
+            received += piece
             if received > self.max_bytes:
                 raise refused(TooLarge(f"request body is over the limit of {self.max_bytes} bytes"))
+            if size is None and piece:
+                try:
+                    held.append(self.budget.take(piece))
+                except OverBudget as problem:
+                    raise refused(problem) from None
             return message
 
-        await self.app(scope, counting_receive, send)
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            for taken in held:
+                taken.release()
 
 
 class DecodedBody:
@@ -96,9 +116,10 @@ class DecodedBody:
     Any other coding is a 415 naming the accepted ones (RFC 9110 15.5.16).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, budget: memory.MemoryBudget):
         self.app = app
         self.max_bytes = max_bytes
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,6 +143,7 @@ class DecodedBody:
         headers = [(k, v) for k, v in scope["headers"] if k not in DESCRIBE_THE_WIRE]
         decoding = _Decoding(codings[0], self.max_bytes)
         loop = asyncio.get_running_loop()
+        held: list[memory.Taken] = []
 
         async def decoding_receive() -> Message:
             message = await receive()
@@ -131,12 +153,17 @@ class DecodedBody:
                     body = await loop.run_in_executor(None, decoding.feed, message.get("body", b""))
                     if not message.get("more_body", False):
                         decoding.finish()
+                    held.append(self.budget.take(len(body)))  # the decoded bytes, held too
                 except BadRequest as problem:
                     raise refused(problem) from None
                 message = {**message, "body": body}
             return message
 
-        await self.app({**scope, "headers": headers}, decoding_receive, send)
+        try:
+            await self.app({**scope, "headers": headers}, decoding_receive, send)
+        finally:
+            for taken in held:
+                taken.release()
 
 
 DESCRIBE_THE_WIRE = (b"content-encoding", b"content-length")

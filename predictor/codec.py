@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,7 +144,7 @@ def _pixel_tensor(tensor: InferInput) -> np.ndarray:
             f"input '{INPUT_PIXELS}' must have shape [N, {', '.join(map(str, PIXELS_SHAPE))}], "
             f"got {shape}"
         )
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python's integers: no overflow for a hostile shape
     raw = raw_contents(tensor)
     try:
         if raw is not None:
@@ -209,9 +211,11 @@ def infer_request_from_rest(body: bytes, json_length: str | None, model_name: st
         document = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    del header
     if not isinstance(document, dict):
         raise BadRequest("the request body must be a JSON object with an 'inputs' list")
     raw_by_input = _take_binary_inputs(document, binaries) if json_length else {}
+    raw_by_input.update(_take_json_pixels(document, binary=raw_by_input.keys()))
     try:
         parsed = InferenceRequest.model_validate(document)
     except pydantic.ValidationError as exc:
@@ -220,6 +224,74 @@ def infer_request_from_rest(body: bytes, json_length: str | None, model_name: st
     for index, raw in raw_by_input.items():
         kserve_glue.set_raw_data(request.inputs[index], raw)
     return request
+
+
+# What parsing a JSON tensor costs at its peak, per value: orjson's Python objects (32 bytes a
+# float in a flat list, 61 a zero in nested lists, measured) before they become float32.
+JSON_BYTES_PER_VALUE = 64
+PIXEL_VALUES = int(np.prod(PIXELS_SHAPE))
+
+
+def json_cost(body: bytes, json_length: str | None, max_images: int) -> int:
+    """Bytes parsing this V2 REST body's JSON will hold, from a bound on how many values it can
+    carry (one more than its commas: a C scan, nothing parsed); TooLarge when that bound is more
+    than `max_images` pixel tensors could need. Checked before the body is parsed, so a
+    60 MiB `[0,0,...]` costs a scan, not a gigabyte of Python integers."""
+    header = _split_binary_body(body, json_length)[0] if json_length else body
+    values = header.count(b",") + 1
+    most = max_images * PIXEL_VALUES + 1024  # and a few for the rest of the document
+    if values > most:
+        raise TooLarge(
+            f"the JSON body holds up to {values} values, more than {max_images} images' "
+            f"{PIXEL_VALUES} pixel values each ({most}); send pixels in binary (the binary-data "
+            "extension or gRPC) or fewer images"
+        )
+    return values * JSON_BYTES_PER_VALUE
+
+
+# A V1 instance is `{"image": {"b64": "..."}}`: two objects and a comma (or a few more keys).
+V1_TOKENS_PER_IMAGE = 16
+
+
+def check_v1_structure(body: bytes, max_images: int) -> None:
+    """TooLarge for a V1 JSON body with more objects, lists and values than `max_images`
+    instances have, before it is parsed (one C scan per character)."""
+    tokens = body.count(b",") + body.count(b"[") + body.count(b"{")
+    most = max_images * V1_TOKENS_PER_IMAGE + 64
+    if tokens > most:
+        raise TooLarge(
+            f"the JSON body holds up to {tokens} values, lists and objects, more than "
+            f"{max_images} instances need ({most})"
+        )
+
+
+def _take_json_pixels(document: dict, binary: Collection[int] = ()) -> dict[int, bytes]:
+    """The `pixels` inputs sent as JSON numbers, as float32 bytes, each checked against its
+    declared shape; their `data` emptied. KServe's request models would otherwise validate and
+    copy every number as a Python object (256 bytes a value at the peak, measured)."""
+    taken: dict[int, bytes] = {}
+    inputs = document.get("inputs")
+    for index, tensor in enumerate(inputs if isinstance(inputs, list) else []):
+        if index in binary or not isinstance(tensor, dict) or tensor.get("name") != INPUT_PIXELS:
+            continue  # sent in binary: its bytes are taken already
+        data, shape = tensor.get("data"), tensor.get("shape")
+        if tensor.get("datatype") != "FP32" or not isinstance(data, list):
+            continue  # refused later, by the same checks as any other request
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+            continue
+        try:
+            values = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise BadRequest(f"input '{INPUT_PIXELS}' must hold numbers only") from None
+        expected = math.prod(shape)  # Python's integers: no overflow for a hostile shape
+        if values.size != expected:
+            raise BadRequest(
+                f"input '{INPUT_PIXELS}' declares shape {shape} ({expected} values) "
+                f"but holds {values.size} values"
+            )
+        taken[index] = values.astype("<f4", copy=False).tobytes()
+        tensor["data"] = []
+    return taken
 
 
 def _split_binary_body(body: bytes, json_length: str) -> tuple[bytes, bytes]:

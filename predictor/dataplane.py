@@ -7,6 +7,7 @@ from typing import cast
 
 from kserve.protocol.dataplane import DataPlane
 
+from . import codec
 from .model import CatsDogsOtherModel
 
 # What `/v2` and `ServerMetadata` advertise: the binary tensor extension (REST binary data, gRPC
@@ -18,6 +19,16 @@ EXTENSIONS = ("binary_tensor_data", "classification")
 class PredictorDataPlane(DataPlane):
     def metadata(self) -> dict:
         return {**super().metadata(), "extensions": list(EXTENSIONS)}
+
+    def decode(self, body, headers, *args, **kwargs):
+        """KServe's V1 route parses its JSON body here: bounded first, by its structure (a
+        V1 body is a few objects per image around base64 text; `[[],[],...]` would cost 24
+        bytes of Python objects per byte sent)."""
+        if isinstance(body, bytes | bytearray):
+            models = list(self.model_registry.get_models().values())
+            most = max((getattr(m, "max_images", 0) for m in models), default=0)
+            codec.check_v1_structure(bytes(body), most)
+        return super().decode(body, headers, *args, **kwargs)
 
     def model_serving(self, name: str, version: str | None = None) -> CatsDogsOtherModel:
         """The model by name (ModelNotFound: 404 / NOT_FOUND), serving `version` if one is

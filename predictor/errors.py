@@ -17,6 +17,7 @@ class BadRequest(InvalidInput):
 
     http_status = HTTPStatus.BAD_REQUEST
     grpc_code = StatusCode.INVALID_ARGUMENT
+    headers: dict[str, str] = {}  # noqa: RUF012  # read only: headers of the REST answer
 
 
 class BadImage(BadRequest):
@@ -50,3 +51,19 @@ class UnsupportedEncoding(BadRequest):
     """A request body in a content coding the server cannot decode."""
 
     http_status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class OverBudget(BadRequest):
+    """What a request needs does not fit in the memory budget now (memory.py): not the
+    request's fault, and it may succeed shortly (429 with Retry-After / RESOURCE_EXHAUSTED)."""
+
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    grpc_code = StatusCode.RESOURCE_EXHAUSTED
+    headers = {"Retry-After": "1"}  # noqa: RUF012
+
+    def __init__(self, needed: int, budget: int):
+        self.needed, self.budget = needed, budget
+        super().__init__(
+            f"the server is at its memory budget ({budget} bytes): this request needs {needed} "
+            "bytes more; try again shortly"
+        )

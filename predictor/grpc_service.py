@@ -71,9 +71,13 @@ class PredictorServicer(InferenceServicer):
         if not await self.data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
             raise ModelNotReady(request.model_name)
         self.validate_grpc_request(request)
-        answer, _ = await self.data_plane.infer(
-            request.model_name, InferRequest.from_grpc(request), to_headers(context)
-        )
+        model = self.data_plane.model_serving(request.model_name, request.model_version)
+        # The message as parsed, and again as KServe's InferRequest copies its contents.
+        size = request.ByteSize()
+        with model.budget.take(2 * size):
+            answer, _ = await self.data_plane.infer(
+                request.model_name, InferRequest.from_grpc(request), to_headers(context)
+            )
         return outputs.to_grpc(answer)
 
 

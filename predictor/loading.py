@@ -3,6 +3,11 @@ decisions, else cold (runtime.py's FP32 choice, then the precision asked for), s
 
 A warm start compiles the cached OpenVINO model and is ready: it never imports TensorFlow
 (a model served by TensorFlow still loads with it, but skips converting and measuring).
+A cold start decides in a child process (`isolated=True`, what the server does), which
+writes the entry and exits, and then loads warm: TensorFlow, the conversion and the
+quantization take ~1 GB that a process keeps once it has touched it (measured: 1.16 GB
+resident after a cold start of the demo model in-process, against ~0.4 GB warm), and a 2 GiB
+pod needs that room for requests.
 A cold start with a reduced precision quantizes (int8) or recompiles (bf16), runs the guard
 (precision.py) on the held-out photos and serves the precision that passed, FP32 otherwise.
 """
@@ -22,7 +27,14 @@ from .contract import PIXELS_SHAPE
 from .cpus import available_cpus
 from .imaging import ImageLimits
 from .measure import best_batch_size, images_per_second
-from .runtime import OpenVINORuntime, Runtime, _first_line, convert, load_runtime
+from .runtime import (
+    ModelFileError,
+    OpenVINORuntime,
+    Runtime,
+    _first_line,
+    convert,
+    load_runtime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +59,15 @@ def load(
     cache_dir: Path,
     calibration_dir: Path = calibration.DEFAULT_DIR,
     limits: ImageLimits | None = None,
+    isolated: bool = False,
 ) -> Loaded:
-    """`max_batch_size` 0: measured at a cold load (best_batch_size), kept with the rest."""
+    """`max_batch_size` 0: measured at a cold load (best_batch_size), kept with the rest.
+    `isolated`: a cold load decides in a child process, then loads what it saved."""
     threads = threads or available_cpus()
     photos_key = ""
     if wanted != "fp32":
         try:
-            photos_key = calibration.fingerprint(calibration_dir)
+            photos_key = calibration.fingerprint(calibration_dir, limits)
         except (calibration.CalibrationError, OSError) as exc:
             photos_key = f"unusable: {exc}"
     entry = Entry.under(
@@ -82,6 +96,31 @@ def load(
             return Loaded(served, cached[0], entry, True, {"load": time.monotonic() - started})
         except Exception as exc:  # a model OpenVINO read but cannot compile or run
             entry.discard(f"cannot be served ({_first_line(exc)})")
+    if isolated and choice != "tensorflow":
+        options = dict(
+            choice=choice,
+            wanted=wanted,
+            threads=threads,
+            max_batch_size=max_batch_size,
+            cache_dir=cache_dir,
+            calibration_dir=calibration_dir,
+            limits=limits,
+        )
+        logger.info("deciding how to serve the model in a child process (cold start)")
+        decide_in_child(path, sha256, options)
+        cached = entry.read()
+        if cached is not None:
+            try:
+                served = warm(path, threads, *cached)
+                seconds = {"load": time.monotonic() - started}
+                return Loaded(served, cached[0], entry, False, seconds)
+            except Exception as exc:  # as above: the entry it wrote cannot be served here
+                entry.discard(f"cannot be served ({_first_line(exc)})")
+        else:
+            logger.warning(
+                "the load's decisions could not be kept in %s: deciding again in this process",
+                entry.folder.parent,
+            )
     fp32 = load_runtime(path, choice, threads)
     served = fp32
     verdicts: list[precision.Verdict] = []
@@ -101,6 +140,65 @@ def load(
         if isinstance(runtime, OpenVINORuntime):
             runtime.source = None  # its weights: hundreds of MB for VGG16
     return Loaded(served, decisions, entry, False, {"load": time.monotonic() - started})
+
+
+def decide_in_child(path: Path, sha256: str, options: dict, target=None) -> None:
+    """Run a cold `load` in a child process that saves its entry and exits, returning its
+    memory. A refusal there (a model that is not the contract's, say) is raised here with its
+    message; a child that dies (killed for memory) is a ModelFileError saying so."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # not fork: gRPC's and TF's threads
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(
+        target=target or _decide,  # another target: the tests' child that dies
+        args=(path, sha256, options, sending, _log_format()),
+        name="model-load",
+        daemon=True,
+    )
+    child.start()
+    sending.close()
+    try:
+        outcome = receiving.recv()
+    except EOFError:  # it died without a word: killed (for memory, most likely)
+        outcome = None
+    child.join()
+    if outcome is None:
+        raise ModelFileError(
+            f"deciding how to serve {path.name} ended with exit code {child.exitcode} "
+            "(killed for memory? the container's limit may be too small for this model)"
+        )
+    kind, message = outcome
+    if kind == "ModelFileError":
+        raise ModelFileError(message)
+    if kind != "ok":
+        raise RuntimeError(f"{kind}: {message}")
+
+
+def _log_format() -> tuple[str, str | None] | None:
+    handlers = logging.getLogger("predictor").handlers
+    formatter = handlers[0].formatter if handlers else None
+    return (formatter._fmt or "", formatter.datefmt) if formatter is not None else None
+
+
+def _decide(path: Path, sha256: str, options: dict, sending, log_format) -> None:
+    """The child's side: the cold load, its log lines in the server's format, its outcome."""
+    from . import logsafe
+
+    ours = logging.getLogger("predictor")
+    handler = logging.StreamHandler()
+    if log_format is not None:
+        handler.setFormatter(logging.Formatter(*log_format))
+    ours.handlers, ours.propagate = [handler], False
+    ours.setLevel(logging.INFO)
+    logsafe.install()
+    try:
+        load(path, sha256, **options)
+        sending.send(("ok", ""))
+    except BaseException as exc:  # told to the parent, which decides what it means
+        sending.send((type(exc).__name__, str(exc).strip()[:2000] or type(exc).__name__))
+    finally:
+        sending.close()
 
 
 def warm(path: Path, threads: int, decisions: dict, model) -> Runtime:

@@ -4,7 +4,7 @@ proxy serves that page to monitoring on its admin port (`/metrics/predictor`).""
 
 from __future__ import annotations
 
-from prometheus_client import Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 # A lone demo-model image takes ~7 ms, a VGG16 batch of 16 several seconds.
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -47,6 +47,19 @@ PRECISION_AGREEMENT = Gauge(
     "Share of the held-out calibration photos on which a reduced precision's top-1 agreed with "
     "FP32 at load (the accuracy guard; it serves a reduced precision only at 0.99 or more).",
     ["precision"],
+)
+BUDGET_BYTES = Gauge(
+    "predictor_memory_budget_bytes",
+    "Bytes requests may hold at once: bodies, gRPC messages, parsed JSON tensors, decoded pixels "
+    "and images being decoded (MEMORY_BUDGET_BYTES, or sized from the memory limit at load).",
+)
+BUDGET_HELD = Gauge(
+    "predictor_memory_budget_held_bytes", "Bytes of the memory budget held by requests now."
+)
+BUDGET_REFUSALS = Counter(
+    "predictor_memory_budget_refusals_total",
+    "Requests refused because what they needed did not fit in the memory budget (429 with "
+    "Retry-After / RESOURCE_EXHAUSTED).",
 )
 MODEL = Info(
     "predictor_model",

@@ -20,11 +20,18 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, default_model, loading, metrics, outputs, sources
+from . import codec, contract, default_model, loading, memory, metrics, outputs, sources
 from .batching import AdaptiveBatcher
 from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge, NoSuchVersion
-from .imaging import ImageOverLimit, ImageProblem, decode_image
+from .imaging import (
+    ImageOverLimit,
+    ImageProblem,
+    decode_cost,
+    decode_opened,
+    open_image,
+    photo_decode_cost,
+)
 from .runtime import Runtime
 from .settings import Settings
 from .sources import ResolvedModel
@@ -60,6 +67,8 @@ class CatsDogsOtherModel(kserve.Model):
         self._runtime: Runtime | None = None
         self.loaded: loading.Loaded | None = None
         self._load_lock = threading.Lock()
+        # What requests hold at once (memory.py): sized once the model is loaded, unless set.
+        self.budget = memory.MemoryBudget(settings.memory_budget_bytes or memory.UNSIZED_BUDGET)
         self._decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         # As many model calls at once as the runtime runs in parallel (runtime.py); set at load.
         self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
@@ -98,9 +107,11 @@ class CatsDogsOtherModel(kserve.Model):
                 cache_dir=self.settings.cache_dir,
                 calibration_dir=self.settings.calibration_dir,
                 limits=self.limits,
+                isolated=True,
             )
             runtime = loaded.runtime
             self._configure_batcher(loaded)
+            self._size_budget()
             self._runtime, self.resolved, self.loaded = runtime, resolved, loaded
             self.ready = True
             self._publish(loaded, resolved, time.monotonic() - started)
@@ -150,6 +161,29 @@ class CatsDogsOtherModel(kserve.Model):
             measured,
             runtime.parallel,
             self.batcher.max_wait * 1000,
+        )
+
+    def _size_budget(self) -> None:
+        """The memory budget, from what the container's limit leaves above the loaded model
+        (unless set), and as many decoding threads as it holds decodes of the largest
+        ordinary photo (a costlier image, a large WebP or RGBA PNG, waits for room)."""
+        limit, resident = memory.memory_limit(), memory.resident_bytes()
+        if not self.settings.memory_budget_bytes:
+            self.budget.resize(memory.sized_budget(limit, resident))
+        photo = photo_decode_cost(self.limits)
+        threads = max(1, min(self.settings.decode_threads, self.budget.capacity // photo))
+        if threads != self.settings.decode_threads:
+            self._decoders.shutdown(wait=False)
+            self._decoders = ThreadPoolExecutor(threads, thread_name_prefix="decode")
+        mib = 1024 * 1024
+        logger.info(
+            "memory budget: %d MiB for requests (limit %s, %d MiB resident after load); "
+            "%d decoding thread(s), %d MiB for the largest photo",
+            self.budget.capacity // mib,
+            f"{limit // mib} MiB" if limit else "none",
+            resident // mib,
+            threads,
+            photo // mib,
         )
 
     def stop(self) -> None:
@@ -235,32 +269,69 @@ class CatsDogsOtherModel(kserve.Model):
         if self._runtime is None:
             raise ModelNotReady(self.name)
         with metrics.INFERENCE_SECONDS.time():
-            pixels = batch.pixels if batch.pixels is not None else await self._decode_all(batch)
-            return await self.batcher(pixels)
+            if batch.pixels is not None:
+                return await self.batcher(batch.pixels)
+            # The batch's pixels, taken before they are allocated: refused at once if they do
+            # not fit, never an allocation past the container's limit.
+            with self.budget.take(len(batch.images) * PIXEL_ROW_BYTES):
+                pixels = await self._decode_all(batch)
+                return await self.batcher(pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         assert self._runtime is not None, "the batcher runs only once the model is loaded"
         return self._runtime(pixels)
 
     async def _decode_all(self, batch: ImageBatch) -> np.ndarray:
-        """Decode every image in parallel, each straight into its row of the batch."""
+        """Decode every image in parallel, each straight into its row of the batch. The first
+        image that fails fails the request at once: the decodes not started are dropped, and
+        the request returns only once those running have finished writing into its rows (so
+        its rows are never given back to the budget while a thread still fills them)."""
         loop = asyncio.get_running_loop()
         pixels = np.empty((len(batch.images), *contract.PIXELS_SHAPE), dtype=np.float32)
+        deadline = time.monotonic() + memory.DECODE_PATIENCE_SECONDS  # for all its images
         futures = [
-            loop.run_in_executor(self._decoders, self._decode_one, index, element, pixels[index])
+            loop.run_in_executor(
+                self._decoders, self._decode_one, index, element, pixels[index], deadline
+            )
             for index, element in enumerate(batch.images)
         ]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:  # report the first bad image by its index
-            if isinstance(result, BaseException):
-                raise result
+        try:
+            await asyncio.gather(*futures)
+        except BaseException:  # a bad image, the budget, or the caller gone (cancelled)
+            for future in futures:
+                future.cancel()  # those not started yet
+            # Those running finish their image (each within its wait for the budget).
+            await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+            for future in futures:  # report the first bad image by its index
+                problem = None if future.cancelled() else future.exception()
+                if problem is not None:
+                    raise problem from None
+            raise
         return pixels
 
-    def _decode_one(self, index: int, element: codec.ImageData, out: np.ndarray) -> None:
+    def _decode_one(
+        self, index: int, element: codec.ImageData, out: np.ndarray, deadline: float
+    ) -> None:
+        """Decode one image once the budget holds what its decoding costs (known from its
+        header): a decode waits for room, until the request's deadline, rather than allocate
+        past the container's limit."""
         data = codec.image_bytes(index, element, self.limits.max_bytes)
         try:
-            decode_image(data, self.limits, out)
+            image = open_image(data, self.limits)
+            cost = decode_cost(image)
+            if cost > self.budget.capacity:
+                raise ImageOverLimit(
+                    f"decoding its {image.width}x{image.height} {image.format} {image.mode} "
+                    f"pixels takes {cost} bytes, more than the server's memory budget of "
+                    f"{self.budget.capacity}"
+                )
+            patience = max(0.0, deadline - time.monotonic())
+            with self.budget.wait_for(cost, patience):
+                decode_opened(image, out)
         except ImageOverLimit as exc:
             raise ImageTooLarge(index, str(exc)) from None
         except ImageProblem as exc:
             raise BadImage(index, str(exc)) from None
+
+
+PIXEL_ROW_BYTES = int(np.prod(contract.PIXELS_SHAPE)) * 4  # one image as the model sees it

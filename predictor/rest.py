@@ -78,18 +78,17 @@ def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str =
         return dataplane.model_serving(model_name, version)
 
     async def infer(model_name: str, version: str | None, request: Request) -> Response:
-        await served(model_name, version)
+        model = await served(model_name, version)
         body = await request.body()
-        # Parsing a body of many megabytes takes tens of milliseconds: off the event loop.
-        infer_request = await asyncio.get_running_loop().run_in_executor(
-            None,
-            codec.infer_request_from_rest,
-            body,
-            request.headers.get(INFERENCE_CONTENT_LENGTH_HEADER),
-            model_name,
-        )
-        infer_request.model_version = version
-        answer, _ = await dataplane.infer(model_name, infer_request, dict(request.headers))
+        header_length = request.headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+        # What its JSON parses into, bounded and taken from the memory budget before parsing.
+        with model.budget.take(codec.json_cost(body, header_length, model.max_images)):
+            # Parsing a body of many megabytes takes tens of milliseconds: off the event loop.
+            infer_request = await asyncio.get_running_loop().run_in_executor(
+                None, codec.infer_request_from_rest, body, header_length, model_name
+            )
+            infer_request.model_version = version
+            answer, _ = await dataplane.infer(model_name, infer_request, dict(request.headers))
         payload, json_length = outputs.to_rest(answer)
         if json_length is None:
             return Response(payload, media_type="application/json")
@@ -158,7 +157,7 @@ def install_error_answers(app: FastAPI) -> None:
     async def bad_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BadRequest)
         logger.warning("refused request: %s", exc)
-        return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+        return JSONResponse({"error": str(exc)}, exc.http_status, headers=exc.headers or None)
 
     async def unknown_model(_: Request, exc: ModelNotFound) -> JSONResponse:
         logger.warning("refused request: %s", exc)

@@ -26,6 +26,7 @@ from . import kserve_glue, logsafe
 from .bodies import BodyLimit, DecodedBody
 from .dataplane import PredictorDataPlane
 from .grpc_service import PredictorServicer, StatusInterceptor
+from .memory import MemoryBudget
 from .rest import install_error_answers, install_routes
 from .settings import Settings
 from .sources import redact
@@ -50,13 +51,14 @@ def fail_to_load(message: str) -> NoReturn:
 
 
 class PredictorServer(kserve.ModelServer):
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, budget: MemoryBudget):
         super().__init__(
             http_port=settings.http_port,
             grpc_port=settings.grpc_port,
             enable_grpc=settings.enable_grpc,
         )
         self.settings = settings
+        self.budget = budget  # the model's: bodies are held in it as well as pixels
         kserve_glue.use_dataplane(self, PredictorDataPlane)
         # Our modules log under "predictor"; give them KServe's handlers and format.
         ours = logging.getLogger("predictor")
@@ -118,8 +120,9 @@ class PredictorServer(kserve.ModelServer):
         responses gzipped when the client accepts it (as Triton does), the body limit on the
         wire, then on the decoded body."""
         limit = self.settings.max_request_bytes
-        app.add_middleware(DecodedBody, max_bytes=limit)
-        app.add_middleware(BodyLimit, max_bytes=limit)
+        budget = self.budget
+        app.add_middleware(DecodedBody, max_bytes=limit, budget=budget)
+        app.add_middleware(BodyLimit, max_bytes=limit, budget=budget)
         app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
         install_routes(app, dataplane, self.settings.oauth2_token_url)
 

@@ -93,7 +93,16 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "decode_threads", "--decode_threads", ("DECODE_THREADS",), count, available_cpus,
-        "Threads decoding images in parallel; default: the CPUs of the container's quota.",
+        "Most threads decoding images in parallel; default: the CPUs of the container's "
+        "quota. Fewer once the model is loaded if the memory budget cannot hold that many "
+        "decodes of the largest image at once.",
+    ),
+    Option(
+        "memory_budget_bytes", "--memory_budget_bytes", ("MEMORY_BUDGET_BYTES",),
+        count_or_zero, 0,
+        "Bytes requests may hold at once (bodies, messages, parsed JSON, pixels, decodes); more "
+        "get 429 / RESOURCE_EXHAUSTED. 0: three quarters of what the container's memory limit "
+        "leaves above the loaded model.",
     ),
     Option(
         "runtime", "--runtime", ("PREDICTOR_RUNTIME",), choice(*RUNTIMES), "auto",
@@ -155,6 +164,7 @@ class Settings:
     max_image_pixels: int
     max_request_bytes: int
     decode_threads: int
+    memory_budget_bytes: int  # 0: sized from the memory limit once the model is loaded
     runtime: str
     precision: str
     calibration_dir: Path

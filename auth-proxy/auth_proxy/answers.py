@@ -66,6 +66,16 @@ def too_large(description: str) -> Refusal:
     return Refusal(413, "request_too_large", description)
 
 
+# How long a client refused for want of memory should wait before it tries again (seconds):
+# requests in flight finish in well under that.
+RETRY_AFTER_SECONDS = 1
+
+
+def over_budget(description: str) -> Refusal:
+    """The pod's memory budget is held by requests in flight: try again shortly (429)."""
+    return Refusal(429, "over_budget", description)
+
+
 def reason(refusal: Refusal) -> str:
     """The refusal's label in `auth_proxy_refusals_total`: a fixed, small set of values."""
     return refusal.error or "no_token"
@@ -97,6 +107,8 @@ def rest_answer(refusal: Refusal, realm: str) -> web.Response:
     headers = {}
     if refusal.status in (400, 401, 403):
         headers["WWW-Authenticate"] = www_authenticate(refusal, realm)
+    if refusal.status == 429:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return web.json_response(body, status=refusal.status, headers=headers)
 
 
@@ -110,6 +122,7 @@ GRPC_CODES = {
     404: grpc.StatusCode.UNIMPLEMENTED,
     408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

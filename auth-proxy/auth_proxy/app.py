@@ -13,8 +13,10 @@ from grpc import aio
 
 from .admin import admin_application
 from .auth import Authorizer
+from .budget import ByteBudget, default_budget, map_large_blocks, memory_limit
 from .grpc_proxy import GrpcProxy, grpc_server
 from .jwks import KeyCache, fetcher
+from .metrics import BUDGET_BYTES
 from .rest_proxy import RestProxy
 from .settings import Settings
 
@@ -29,7 +31,14 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    map_large_blocks()
+    budget = ByteBudget(settings.memory_budget_bytes or default_budget(memory_limit()))
+    BUDGET_BYTES.set(budget.capacity)
+    # No Accept-Encoding of the client's own (aiohttp adds one when a request has none): the
+    # predictor must compress only what the caller asked to have compressed.
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
+    ) as session:
         source = settings.jwks_uri or f"{settings.rules.issuer} (OIDC discovery)"
         keys = KeyCache(
             fetcher(settings.jwks_uri, settings.rules.issuer, session, settings.jwks_max_bytes),
@@ -51,10 +60,10 @@ async def serve(settings: Settings) -> None:
                 ("grpc.max_send_message_length", limit),
             ],
         )
-        grpc = grpc_server(settings, GrpcProxy(settings, authorizer, channel))
+        grpc = grpc_server(settings, GrpcProxy(settings, authorizer, channel, budget))
         runners = []
         for application, port in (
-            (RestProxy(settings, authorizer, session).application(), settings.http_port),
+            (RestProxy(settings, authorizer, session, budget).application(), settings.http_port),
             (admin_application(keys, session, settings.upstream_http), settings.admin_port),
         ):
             runner = web.AppRunner(
@@ -76,13 +85,14 @@ async def serve(settings: Settings) -> None:
             runners.append(runner)
         await grpc.start()
         logger.info(
-            "auth-proxy on %s: REST %d -> %s, gRPC %d -> %s, admin %d",
+            "auth-proxy on %s: REST %d -> %s, gRPC %d -> %s, admin %d; memory budget %d MiB",
             settings.listen_host,
             settings.http_port,
             settings.upstream_http,
             settings.grpc_port,
             settings.upstream_grpc,
             settings.admin_port,
+            budget.capacity // (1024 * 1024),
         )
         await stop.wait()
         logger.info("stopping")

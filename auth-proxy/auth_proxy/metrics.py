@@ -35,6 +35,16 @@ UPSTREAM_ERRORS = Counter(
     "broken_answer; for gRPC the call's code, UNAVAILABLE or DEADLINE_EXCEEDED).",
     ["door", "reason"],
 )
+BUDGET_BYTES = Gauge(
+    "auth_proxy_memory_budget_bytes",
+    "Bytes of admitted request bodies and gRPC messages the proxy lets be in flight at once "
+    "(MEMORY_BUDGET_BYTES, or sized from the container's memory limit).",
+)
+BUDGET_HELD = Gauge(
+    "auth_proxy_memory_budget_held_bytes",
+    "Bytes of the memory budget held now by requests in flight. Requests that do not fit are "
+    'refused (auth_proxy_refusals_total{reason="over_budget"}: 429 / RESOURCE_EXHAUSTED).',
+)
 KEY_FETCHES = Counter(
     "auth_proxy_jwks_fetches_total", "Attempts to fetch the issuer's key set.", ["outcome"]
 )
@@ -63,5 +73,7 @@ for _door, _reason in (
     ("grpc", "DEADLINE_EXCEEDED"),
 ):
     UPSTREAM_ERRORS.labels(_door, _reason)
+for _door in ("rest", "grpc"):
+    REFUSALS.labels(_door, "over_budget")
 for _outcome in ("ok", "failed"):
     KEY_FETCHES.labels(_outcome)

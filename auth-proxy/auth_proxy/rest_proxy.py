@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from . import answers, passing
 from .answers import Refusal
 from .auth import Authorizer, one_credential
+from .budget import ByteBudget, Hold
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
 from .routes import DOCS_PATHS, rest_route
@@ -101,10 +102,17 @@ def closed_because(path: str) -> str | None:
 
 
 class RestProxy:
-    def __init__(self, settings: Settings, authorizer: Authorizer, session: aiohttp.ClientSession):
+    def __init__(
+        self,
+        settings: Settings,
+        authorizer: Authorizer,
+        session: aiohttp.ClientSession,
+        budget: ByteBudget,
+    ):
         self.settings = settings
         self.authorizer = authorizer
         self.session = session
+        self.budget = budget
         self.lines = REFUSAL_LINES
 
     def application(self) -> web.Application:
@@ -120,6 +128,9 @@ class RestProxy:
             return self._refuse(request, Refusal(417, "expectation_failed", "unknown Expect"))
         try:
             request[ADMITTED] = await self._admit(request)
+            # Whether the body would fit now: it is taken in `handle`, which always gives it
+            # back (aiohttp may not call `handle` after this one, if the client leaves).
+            self._take(request).release()
         except Refusal as refusal:
             return self._refuse(request, refusal)
         if request.version >= aiohttp.HttpVersion11:
@@ -132,12 +143,27 @@ class RestProxy:
         with IN_FLIGHT.labels("rest").track_inprogress():
             try:
                 headers = request.get(ADMITTED) or await self._admit(request)
-                return await self._forward(request, headers)
+                with self._take(request):
+                    return await self._forward(request, headers)
             except Refusal as refusal:
                 return self._refuse(request, refusal)
             finally:
                 if not request.get(OBSERVED):  # the client left, or its connection broke
                     self._observe(request, CLIENT_CLOSED)
+
+    def _take(self, request: web.Request) -> Hold:
+        """The body's bytes taken from the pod's memory budget until the answer is sent: its
+        declared length, or the largest body when it comes without one (chunked)."""
+        size = 0
+        if request.body_exists:
+            size = request.content_length or self.settings.max_body_bytes
+        hold = self.budget.try_take(size)
+        if hold is None:
+            raise answers.over_budget(
+                f"the server is at its memory budget ({self.budget.capacity} bytes of requests "
+                "in flight): try again shortly"
+            )
+        return hold
 
     @staticmethod
     def _observe(request: web.Request, status: int) -> None:

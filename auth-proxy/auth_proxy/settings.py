@@ -75,6 +75,7 @@ class Settings:
     jwks_max_bytes: int
     trusted_proxies: tuple[Network, ...]
     refusal_log_lines: int
+    memory_budget_bytes: int  # 0: sized from the container's memory limit (budget.py)
 
 
 def _text(value: str) -> str:
@@ -150,6 +151,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CLIENT_BODY_TIMEOUT_SECONDS", _number(float, True), 30.0, "body piece wait"),
     Variable("TRUSTED_PROXIES", _networks, (), "proxies whose X-Forwarded-* are kept"),
     Variable("REFUSAL_LOG_LINES", _number(int, True), 20, "refusal lines per 10 s"),
+    Variable("MEMORY_BUDGET_BYTES", _number(int, at_least=0), 0, "bodies in flight; 0: auto"),
 )
 
 
@@ -230,4 +232,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_body_timeout_seconds=v["CLIENT_BODY_TIMEOUT_SECONDS"],
         trusted_proxies=v["TRUSTED_PROXIES"],
         refusal_log_lines=v["REFUSAL_LOG_LINES"],
+        memory_budget_bytes=v["MEMORY_BUDGET_BYTES"],
     )
