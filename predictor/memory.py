@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 from pathlib import Path
 
@@ -59,13 +60,7 @@ def resident_bytes() -> int:
         return 0
 
 
-_PAGE = 4096
-try:
-    import os as _os
-
-    _PAGE = _os.sysconf("SC_PAGE_SIZE")
-except (ValueError, OSError, AttributeError):
-    pass
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def sized_budget(limit: int | None, resident: int) -> int:
@@ -143,29 +138,22 @@ class Taken:
         self.release()
 
 
-def give_back_to_the_system() -> None:
-    """Return the allocator's free pages to the system (glibc's `malloc_trim`). After it frees
-    a large block, glibc serves blocks up to that size (32 MiB at most) from its arenas rather
-    than from their own mappings, and keeps what they free: a burst of large requests left the
-    predictor 1 GB above its resting size for good, which the pod's limit counts as used."""
-    if _TRIM is not None:
-        _TRIM(0)
-
-
 _TRIM_DELAY_SECONDS = 0.2
 _trimming = threading.Lock()
 
 
 def _trim_soon() -> None:
-    """Trim once the request that gave its memory back has let go of its objects too (its
-    message, its answer: they outlive the budget's hold by a few milliseconds), at most one
-    trim pending at a time."""
-    if not _trimming.acquire(blocking=False):
+    """Return the allocator's free pages to the system (glibc's `malloc_trim`) once the
+    request that gave its memory back has let go of its objects too (its message, its answer:
+    they outlive the budget's hold by a few milliseconds); at most one trim pending. glibc keeps
+    the small blocks a burst freed (gRPC's buffers, protobuf's, Python's) in its arenas, which
+    the pod's limit counts as used."""
+    if _TRIM is None or not _trimming.acquire(blocking=False):
         return
 
     def trim() -> None:
         try:
-            give_back_to_the_system()
+            _TRIM(0)
         finally:
             _trimming.release()
 

@@ -2,8 +2,9 @@
 
 Each door takes what a request will hold before it holds it: a REST body's declared length
 (or the largest body, for one sent without a length), a gRPC message's size. Past the budget
-the request is refused at once (429 with `Retry-After` / RESOURCE_EXHAUSTED), never buffered
-into an out-of-memory kill, and a request gives back what it took however it ends (`Hold`).
+the request is refused (429 with `Retry-After` / RESOURCE_EXHAUSTED; a REST request at once, a
+gRPC call after waiting briefly for room to read), never buffered into an out-of-memory kill,
+and a request gives back what it took however it ends (`Hold`).
 
 A gRPC message costs the proxy `GRPC_COPIES` times its size (measured: three reads of 30 MiB
 at once took the proxy from 62 to 301 MiB: gRPC's receive buffers, their joined copy, Python's
@@ -47,19 +48,14 @@ def largest_grpc_message(capacity: int, max_body_bytes: int) -> int:
     return min(max_body_bytes, capacity // (GRPC_COPIES * LARGEST_READS_AT_ONCE))
 
 
-def give_back_to_the_system() -> None:
-    """Return the allocator's free pages to the system (glibc's `malloc_trim`). gRPC reads a
-    large message in many small buffers, and glibc keeps the freed ones in its arenas: without
-    this, a burst of large calls left the proxy 150 MiB above its resting size for good."""
-    if _TRIM is not None:
-        _TRIM(0)
-
-
 _trimming = False
 
 
 def _trim_soon() -> None:
-    """A trim off the event loop (it walks the heap: milliseconds), one at a time."""
+    """Return the allocator's free pages to the system (glibc's `malloc_trim`), off the event
+    loop (it walks the heap: milliseconds), one at a time. gRPC reads a large message in many
+    small buffers, and glibc keeps the freed ones in its arenas: without this, a burst of large
+    calls left the proxy 150 MiB above its resting size for good."""
     global _trimming
     if _trimming or _TRIM is None:
         return
