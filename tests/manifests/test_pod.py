@@ -161,6 +161,11 @@ def test_prometheus_scrapes_the_pod_as_its_podmonitor_says(pod, tmp_path):
         assert value("predictor_model_calls_in_flight") == 0
         assert value('request_predict_seconds_count{model_name="cats-dogs-other"}') >= 1
         assert value("predictor_model_ready") == 1
+        # the memory budgets, sized at start, nothing held by a pod at rest
+        assert value("auth_proxy_memory_budget_bytes") > 0
+        assert value("auth_proxy_memory_budget_held_bytes") == 0
+        assert value("predictor_memory_budget_bytes") > 0
+        assert value("predictor_memory_budget_held_bytes") == 0
         assert 0 < value("predictor_model_load_seconds") < 300
         info = prometheus.wait_for("predictor_model_info")[0]["metric"]
         assert info["container"] == "predictor"
@@ -168,7 +173,9 @@ def test_prometheus_scrapes_the_pod_as_its_podmonitor_says(pod, tmp_path):
         assert len(info["sha256"]) == 64 and info["version"] == info["sha256"][:12]
         # a healthy pod: the rules evaluate, and nothing is pending or firing
         rules = prometheus.rules()
-        assert len(rules) == 6
+        spec = only(monitored, "PrometheusRule")["spec"]
+        alerts = {r["alert"] for group in spec["groups"] for r in group["rules"] if "alert" in r}
+        assert {rule["name"] for rule in rules} == alerts and len(rules) == len(alerts)
         for rule in rules:
             assert rule["health"] == "ok", rule
             assert rule["state"] == "inactive", rule
