@@ -117,7 +117,7 @@ class MemoryBudget:
             self._free.notify_all()
             idle = self.held == 0
         if idle and size >= LARGE_RELEASE:
-            _trim_soon()
+            _trim_soon(lambda: self.held == 0)
 
 
 class Taken:
@@ -138,11 +138,14 @@ class Taken:
         self.release()
 
 
-_TRIM_DELAY_SECONDS = 0.2
+# A trim locks each of glibc's arenas in turn while it walks them: a thread allocating meanwhile
+# (the event loop answering a probe) waits. So it runs only once no request has held memory for
+# this long: after a burst, not in the pause between two requests of one.
+_TRIM_DELAY_SECONDS = 2.0
 _trimming = threading.Lock()
 
 
-def _trim_soon() -> None:
+def _trim_soon(still_idle) -> None:
     """Return the allocator's free pages to the system (glibc's `malloc_trim`) once the
     request that gave its memory back has let go of its objects too (its message, its answer:
     they outlive the budget's hold by a few milliseconds); at most one trim pending. glibc keeps
@@ -153,7 +156,8 @@ def _trim_soon() -> None:
 
     def trim() -> None:
         try:
-            _TRIM(0)
+            if still_idle():
+                _TRIM(0)
         finally:
             _trimming.release()
 
