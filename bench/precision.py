@@ -28,10 +28,12 @@ import aiohttp
 import numpy as np
 
 from bench.throughput import build_vgg16, cells, closed_loop, grpc_infer, photo, rest_binary
-from predictor import default_model, loading, precision
-from predictor.cpus import available_cpus
+from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
-from predictor.measure import images_per_second
+from predictor.precision import guard
+from predictor.runtime import loading
+from predictor.runtime.cpus import available_cpus
+from predictor.runtime.measure import images_per_second
 from support.images import course_photos_calibration_never_saw
 from support.issuer import dev_issuer
 from support.servers import ROOT, start_predictor, start_proxy, wait_ready
@@ -111,7 +113,7 @@ def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos
         )
     for wanted, result in results.items():
         if result["served precision"] in outputs:
-            verdict = precision.judge(
+            verdict = guard.judge(
                 wanted, outputs["fp32"], outputs[result["served precision"]], photos[1]
             )
             result["agreement"], result["accuracy"] = verdict.agreement, verdict.accuracy
@@ -127,7 +129,7 @@ def section(args, results: dict, photos) -> list[str]:
         f"Command: `.venv/bin/python -m bench.precision --seconds {args.seconds:g} --models "
         f"{args.models}`; one run, {when}. CPU flags: "
         + ", ".join(
-            sorted(f for f in precision.cpu_flags() if "vnni" in f or "bf16" in f or "amx" in f)
+            sorted(f for f in guard.cpu_flags() if "vnni" in f or "bf16" in f or "amx" in f)
         )
         + ". Agreement and accuracy on "
         + f"{len(photos[1])} course photos the calibration never saw"

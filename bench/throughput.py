@@ -115,8 +115,8 @@ def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, dict]:
     """Per runtime, as the service runs it: one caller at a time (OpenVINO's latency model)
     and `parallel` callers at once (its throughput streams), each at its best batch size.
     Returns {runtime: {"callers": n, "batch": b, "rate": images/s, "single": s}}."""
-    from predictor.measure import images_per_second
-    from predictor.runtime import load_runtime
+    from predictor.runtime.measure import images_per_second
+    from predictor.runtime.runtimes import load_runtime
 
     results = {}
     for name in ("tensorflow", "openvino"):

@@ -1,7 +1,7 @@
 """The predictor's bad-input errors, each mapped to one HTTP status and one gRPC code.
 
 They subclass KServe's `InvalidInput`, so any KServe code path that already turns that into a
-400 / INVALID_ARGUMENT keeps working; `rest.py` and `grpc_service.py` refine the mapping.
+400 / INVALID_ARGUMENT keeps working; `rest/routes.py` and `grpc_service.py` refine the mapping.
 """
 
 from __future__ import annotations

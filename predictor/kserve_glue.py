@@ -4,7 +4,7 @@ kserve 0.21 offers no public way to do four things this server needs: bind REST 
 chosen host, put our routes before its own and drop its TimingMiddleware, build the gRPC
 server with our servicer and interceptors, and keep binary BYTES tensors undecoded. Each needs
 a private attribute or an overridden method. They are all here, and `RELIED_ON` names every one,
-so that `tests/unit/test_kserve_canary.py` fails loudly when a KServe upgrade removes one,
+so that `tests/predictor/test_kserve_glue.py` fails loudly when a KServe upgrade removes one,
 instead of the server breaking silently.
 """
 

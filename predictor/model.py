@@ -20,9 +20,8 @@ import numpy as np
 from kserve import InferRequest
 from kserve.errors import ModelNotReady
 
-from . import codec, contract, default_model, loading, memory, metrics, outputs, sources
+from . import contract, default_model, memory, metrics, sources
 from .batching import AdaptiveBatcher
-from .codec import ImageBatch
 from .errors import BadImage, ImageTooLarge, NoSuchVersion
 from .imaging import (
     ImageOverLimit,
@@ -32,7 +31,10 @@ from .imaging import (
     open_image,
     photo_decode_cost,
 )
-from .runtime import Runtime
+from .protocol import codec, outputs
+from .protocol.codec import ImageBatch
+from .runtime import loading
+from .runtime.runtimes import Runtime
 from .settings import Settings
 from .sources import ResolvedModel
 
@@ -70,7 +72,7 @@ class CatsDogsOtherModel(kserve.Model):
         # What requests hold at once (memory.py): sized once the model is loaded, unless set.
         self.budget = memory.MemoryBudget(settings.memory_budget_bytes or memory.UNSIZED_BUDGET)
         self._decoders = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
-        # As many model calls at once as the runtime runs in parallel (runtime.py); set at load.
+        # As many model calls at once as the runtime runs in parallel (runtimes.py); set at load.
         self._inference = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self.batcher = AdaptiveBatcher(
             self._run,

@@ -23,11 +23,11 @@ from kserve.protocol.grpc.interceptors import LoggingInterceptor
 from starlette.middleware.gzip import GZipMiddleware
 
 from . import kserve_glue, logsafe
-from .bodies import BodyLimit, DecodedBody
-from .dataplane import PredictorDataPlane
-from .grpc_service import PredictorServicer, StatusInterceptor
 from .memory import MemoryBudget
-from .rest import install_error_answers, install_routes
+from .protocol.bodies import BodyLimit, DecodedBody
+from .protocol.dataplane import PredictorDataPlane
+from .protocol.grpc_service import PredictorServicer, StatusInterceptor
+from .rest.routes import install_error_answers, install_routes
 from .settings import Settings
 from .sources import redact
 

@@ -6,6 +6,9 @@ refused by name (`MAX_IMAGES_PER_REQUEST (or --max_images_per_request): 'abc' is
 number`, exit 2) rather than ending in a traceback or silently becoming a default. The result is
 one frozen `Settings`, passed down whole. KServe's own model-server flags (`--http_port`,
 `--grpc_port`, `--enable_grpc`, ...) come from its parser, as KServe documents them.
+
+docs/configuration.md is written from `OPTIONS` (`python -m tools.config_docs`): the help texts
+are the page's "what it does" column, so they say everything a user needs.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from typing import Any
 
 from kserve import model_server
 
-from .calibration import DEFAULT_DIR as DEFAULT_CALIBRATION_DIR
 from .contract import MODEL_NAME
-from .cpus import available_cpus
 from .imaging import ImageLimits
-from .precision import PRECISIONS
-from .runtime import RUNTIMES
-from .values import boolean, choice, count, count_or_zero, seconds, web_url
+from .precision.calibration import DEFAULT_DIR as DEFAULT_CALIBRATION_DIR
+from .precision.guard import PRECISIONS
+from .runtime.cpus import available_cpus
+from .runtime.runtimes import RUNTIMES
+from .setting_types import boolean, choice, count, count_or_zero, seconds, web_url
 
 _IMAGE_LIMITS = ImageLimits()  # its defaults are the predictor's defaults
 
@@ -72,20 +75,22 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "listen_host", "--listen_host", ("PREDICTOR_LISTEN_HOST",), str, "127.0.0.1",
         "Address REST and gRPC listen on. Loopback keeps the auth proxy the only door; use "
-        "0.0.0.0 to serve without it.",
+        "0.0.0.0 to serve without it (KServe alone hard-codes 0.0.0.0 / [::]).",
     ),
     Option(
         "max_images", "--max_images_per_request", ("MAX_IMAGES_PER_REQUEST",), count, 32,
-        "Most images one request may carry; more get 413.",
+        "Most images one request may carry; more get 413 / RESOURCE_EXHAUSTED.",
     ),
     Option(
         "max_image_bytes", "--max_image_bytes", ("MAX_IMAGE_BYTES",), count,
-        _IMAGE_LIMITS.max_bytes, "Largest encoded image file; larger get 413.",
+        _IMAGE_LIMITS.max_bytes,
+        "Largest encoded image file; larger get 413 / RESOURCE_EXHAUSTED.",
     ),
     Option(
         "max_image_pixels", "--max_image_pixels", ("MAX_IMAGE_PIXELS",), count,
         _IMAGE_LIMITS.max_pixels,
-        "Largest decoded image, width x height: a decompression-bomb guard.",
+        "Largest decoded image, width x height: a decompression-bomb guard; larger get 413 / "
+        "RESOURCE_EXHAUSTED.",
     ),
     Option(
         "max_request_bytes", "--max_request_bytes", ("MAX_REQUEST_BYTES",), count,
@@ -95,18 +100,19 @@ OPTIONS: tuple[Option, ...] = (
         "decode_threads", "--decode_threads", ("DECODE_THREADS",), count, available_cpus,
         "Most threads decoding images in parallel; default: the CPUs of the container's "
         "quota. Fewer once the model is loaded if the memory budget cannot hold that many "
-        "decodes of the largest image at once.",
+        "decodes of the largest ordinary photo (a 40-megapixel JPEG: 192 MiB) at once.",
     ),
     Option(
         "memory_budget_bytes", "--memory_budget_bytes", ("MEMORY_BUDGET_BYTES",),
         count_or_zero, 0,
         "Bytes requests may hold at once (bodies, messages, parsed JSON, pixels, decodes); more "
         "get 429 / RESOURCE_EXHAUSTED. 0: three quarters of what the container's memory limit "
-        "leaves above the loaded model.",
+        "(cgroup memory.max) leaves above the loaded model; 1 GiB without a limit.",
     ),
     Option(
         "runtime", "--runtime", ("PREDICTOR_RUNTIME",), choice(*RUNTIMES), "auto",
-        "auto: the faster of OpenVINO and TensorFlow, measured at load.",
+        "auto: convert the model to OpenVINO, check it gives Keras's values, time both and "
+        "serve with the faster. openvino, or tensorflow (a compiled tf.function): that one.",
     ),
     Option(
         "precision", "--precision", ("PRECISION",), choice(*PRECISIONS), "fp32",
@@ -119,18 +125,23 @@ OPTIONS: tuple[Option, ...] = (
         "calibration_dir", "--calibration_dir", ("CALIBRATION_DIR",), Path,
         DEFAULT_CALIBRATION_DIR,
         "Photos to calibrate int8 on and to judge reduced precisions with (half each, split "
-        "by content); sub-folders cat/, dog/, other/ label them. Default: 30 course photos "
-        "shipped with the predictor.",
+        "by content); sub-folders cat/, dog/, other/ label them. Regular files only (links "
+        "followed: a ConfigMap works), each within --max_image_bytes, hidden names skipped; a "
+        "folder of copies (one distinct photo) refuses the reduced precision in one line and "
+        "serves fp32. Default: 30 course photos shipped with the predictor.",
     ),
     Option(
         "inference_threads", "--inference_threads", ("INFERENCE_THREADS",), count,
         available_cpus,
-        "Threads one model call uses; default: the CPUs of the container's quota.",
+        "Threads for inference: OpenVINO's latency model uses them all for one call, its "
+        "throughput model runs one single-thread stream on each. Default: the CPUs of the "
+        "container's quota.",
     ),
     Option(
         "max_batch_size", "--max_batch_size", ("MAX_BATCH_SIZE",), count_or_zero, 0,
-        "Most images the batcher puts in one model call; 0: the smallest batch that gives the "
-        "model's best images/s on this CPU, measured at load.",
+        "Most images the batcher puts in one model call; 0: measured at load, the largest "
+        "batch within 5 % of the model's best images/s on this CPU (2-4 for the demo model, "
+        "more for big models), shown in the log and in the model's metadata.",
     ),
     Option(
         "max_batch_wait_ms", "--max_batch_wait_ms", ("MAX_BATCH_WAIT_MS",), seconds, 2.0,
@@ -141,12 +152,16 @@ OPTIONS: tuple[Option, ...] = (
         "log_requests", "--log_requests", ("LOG_REQUESTS",), boolean, False,
         "A log line per request: the access log, the gRPC method and KServe's latency line. "
         "Off by default: behind the auth proxy, at hundreds of requests a second, they cost "
-        "the event loop a tenth of its time and say nothing a metric does not.",
+        "the event loop a tenth of its time and say nothing a metric does not. Off, the log "
+        "holds start-up, refusals and errors only, and /metrics counts requests.",
     ),
     Option(
         "oauth2_token_url", "--oauth2_token_url", ("OAUTH2_TOKEN_URL",), web_url, "",
-        "The issuer's token endpoint (its openid-configuration's token_endpoint): /docs then "
-        "offers OAuth2 client credentials beside the bearer token. Empty: the bearer token only.",
+        "The issuer's token endpoint (its openid-configuration's token_endpoint; https, or "
+        "http on loopback; no user info): /docs then offers OAuth2 client credentials beside "
+        "the bearer token. An internationalised host is used in its ASCII form (xn--...); a "
+        "URL that cannot be written in ASCII stops the start with the reason. Empty: the "
+        "bearer token only.",
     ),
 )  # fmt: skip
 

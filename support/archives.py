@@ -1,4 +1,4 @@
-"""Zip archives written byte by byte, for the tests of predictor/model_archive.py: honest ones,
+"""Zip archives written byte by byte, for the tests of predictor/runtime/model_file.py: honest ones,
 and the hostile ones no zip library writes (headers that lie, overlapping entries, bombs).
 
 Nothing big is ever built or inflated: a deflate stream of N MiB of zeros is one compressed MiB

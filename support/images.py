@@ -121,9 +121,9 @@ def course_photos_calibration_never_saw():
     What the INT8 guard's claim is checked on, in the suite and in bench.precision."""
     import numpy as np
 
-    from predictor import calibration
     from predictor.contract import LABELS
     from predictor.imaging import ImageLimits, decode_image
+    from predictor.precision import calibration
 
     seen = {p.tobytes() for p in calibration.load().calibration}
     names = [label.lower() for label in LABELS]

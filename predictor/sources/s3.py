@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..values import boolean
+from ..setting_types import boolean
 from .cache import cannot_write
 from .errors import ModelSourceError, SourceUnavailable
 

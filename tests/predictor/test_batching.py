@@ -1,4 +1,4 @@
-"""The served model batches concurrent requests (the batcher alone: tests/unit/test_batcher.py)."""
+"""The served model batches concurrent requests (the batcher alone: test_batcher.py)."""
 
 from __future__ import annotations
 

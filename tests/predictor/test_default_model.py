@@ -32,7 +32,7 @@ def test_it_says_plainly_once_that_it_serves_the_demo_model(demo):
 
 
 def test_batching_is_sized_at_load_and_shown(demo):
-    from predictor.cpus import available_cpus
+    from predictor.runtime.cpus import available_cpus
 
     facts = httpx.get(f"{demo.url}/v2/models/{MODEL}").json()["parameters"]
     size, parallel = int(facts["max_batch_size"]), int(facts["parallel_model_calls"])

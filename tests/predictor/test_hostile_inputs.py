@@ -4,7 +4,7 @@ read-only) file system during a real S3 download, and a compiled-model cache ent
 a model of another shape with its digests rewritten. Each is refused in one line and the
 predictor serves what it safely can (FP32; a cold load) or ends at once, never in a loop.
 
-The unit tests (tests/unit/test_*_hostile.py, test_model_archive.py, test_cache_writes.py)
+The unit tests (test_*_hostile.py, test_model_file.py, test_cache_writes.py beside them)
 hold the rest of the cases; these are the ends the processes see."""
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import httpx
 import numpy as np
 import pytest
 
-from predictor import loading
-from predictor.compiled_cache import Entry
 from predictor.imaging import ImageLimits, decode_image
+from predictor.runtime import loading
+from predictor.runtime.compiled_cache import Entry
 from support import archives, images
 from support.servers import ROOT, Process, free_port, start_predictor, wait_exit, wait_ready
 from support.storage import start_s3

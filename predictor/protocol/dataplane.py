@@ -1,0 +1,38 @@
+"""KServe's data plane as both doors use it: the extensions advertised, and the one lookup of
+"the model by this name, serving this version" that REST and gRPC share."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from kserve.protocol.dataplane import DataPlane
+
+from ..model import CatsDogsOtherModel
+from . import codec
+
+# What `/v2` and `ServerMetadata` advertise: the binary tensor extension (REST binary data, gRPC
+# raw contents) and classification (`outputs.py`), both on both protocols. Not KServe's
+# `model_repository_extension`: it is not served.
+EXTENSIONS = ("binary_tensor_data", "classification")
+
+
+class PredictorDataPlane(DataPlane):
+    def metadata(self) -> dict:
+        return {**super().metadata(), "extensions": list(EXTENSIONS)}
+
+    def decode(self, body, headers, *args, **kwargs):
+        """KServe's V1 route parses its JSON body here: bounded first, by its structure (a
+        V1 body is a few objects per image around base64 text; `[[],[],...]` would cost 24
+        bytes of Python objects per byte sent)."""
+        if isinstance(body, bytes | bytearray):
+            models = list(self.model_registry.get_models().values())
+            most = max((getattr(m, "max_images", 0) for m in models), default=0)
+            codec.check_v1_structure(bytes(body), most)
+        return super().decode(body, headers, *args, **kwargs)
+
+    def model_serving(self, name: str, version: str | None = None) -> CatsDogsOtherModel:
+        """The model by name (ModelNotFound: 404 / NOT_FOUND), serving `version` if one is
+        named (NoSuchVersion: 404 / NOT_FOUND; ModelNotReady while it loads)."""
+        model = cast(CatsDogsOtherModel, self.get_model_from_registry(name))
+        model.check_version(version)
+        return model
