@@ -66,10 +66,13 @@ lint: $(TESTDEPS)
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/actionlint
 
+# Every test, the unit layer's too: CI's test job runs this as the README gives it, and the
+# company's CI (.ci/run) runs that job alone.
 test: lint $(TESTTOOLS)
 	$(PY) -m pytest
 
-# The unit layer alone: tests marked `unit`, in process, no server or child started (about 20 s).
+# The unit layer alone: the tests marked `unit`, in process and pure (no server, no child, no
+# socket: tests/conftest.py fails one that starts any), about 30 s.
 unit: $(TESTDEPS)
 	$(PY) -m pytest -m unit -q
 

@@ -27,19 +27,21 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from bench.throughput import PRECISION_BEGIN as BEGIN
+from bench.throughput import PRECISION_END as END
 from bench.throughput import build_vgg16, cells, closed_loop, grpc_infer, photo, rest_binary
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from predictor.precision import guard
 from predictor.runtime import loading
 from predictor.runtime.cpus import available_cpus
+from predictor.runtime.deciding import run
 from predictor.runtime.measure import images_per_second
 from support.images import course_photos_calibration_never_saw
 from support.issuer import dev_issuer
 from support.servers import ROOT, start_predictor, start_proxy, wait_ready
 
 PRECISIONS = ("fp32", "int8", "bf16")
-BEGIN, END = "<!-- bench.precision -->", "<!-- /bench.precision -->"
 
 
 def served(predictor, proxy, token: str, jpeg: bytes, seconds: float) -> dict:
@@ -95,8 +97,8 @@ def measure_model(path: Path, scratch: Path, jpeg: bytes, seconds: float, photos
         )
         runtime = loaded.runtime
         batch = np.repeat(decode_image(jpeg, ImageLimits())[np.newaxis], 8, axis=0)
-        ceiling, _ = images_per_second(runtime, batch, runtime.parallel, seconds / 2)
-        outputs[runtime.precision] = loading.run(runtime, photos[0])
+        ceiling = images_per_second(runtime, batch, runtime.parallel, seconds / 2).rate
+        outputs[runtime.precision] = run(runtime, photos[0])
         results[wanted] = {
             "served precision": runtime.precision,
             "cold": cold,

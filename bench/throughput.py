@@ -125,7 +125,7 @@ def ceilings(path: Path, pixels: np.ndarray, seconds: float) -> dict[str, dict]:
         for callers in sorted({1, runtime.parallel}):
             for batch in (1, 2, 4, 8, 16, 32):
                 tensor = np.repeat(pixels[:1], batch, axis=0)
-                rate, _ = images_per_second(runtime, tensor, callers, seconds / 4)
+                rate = images_per_second(runtime, tensor, callers, seconds / 4).rate
                 if rate > best["rate"]:
                     best = {"callers": callers, "batch": batch, "rate": rate}
                 if batch >= 8 and rate < best["rate"] * 0.9:
@@ -458,14 +458,18 @@ def main() -> None:
     write_results(args, results, peak, peak_how)
 
 
+# bench.precision's section of the results file, between these markers: its own run writes it
+# (it imports them from here), this one keeps it as it is.
+PRECISION_BEGIN, PRECISION_END = "<!-- bench.precision -->", "<!-- /bench.precision -->"
+
+
 def kept_sections(out: Path) -> list[str]:
     """bench.precision's section of the results file, kept as it is (its own run writes it)."""
-    from bench.precision import BEGIN, END
-
     text = out.read_text() if out.exists() else ""
-    if BEGIN not in text or END not in text:
+    if PRECISION_BEGIN not in text or PRECISION_END not in text:
         return []
-    return ["", text[text.index(BEGIN) : text.index(END) + len(END)]]
+    end = text.index(PRECISION_END) + len(PRECISION_END)
+    return ["", text[text.index(PRECISION_BEGIN) : end]]
 
 
 def write_results(args, results: dict, peak: float, peak_how: str) -> None:

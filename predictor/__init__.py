@@ -21,3 +21,17 @@ Where things live, by concern (each package's own docstring says more):
     sources/         where the model comes from: a file, S3, MLflow
     default_model/   the demo model served when no model URI is given
 """
+
+import sys
+
+# OpenVINO's usage telemetry off, before anything imports openvino. Unless a consent file says
+# otherwise, `import openvino` and each conversion send events to Google Analytics (one at import,
+# ~60 per conversion), each from a `multiprocessing.Process` forked by a thread of its own: in
+# the server, where gRPC's threads already run, every such fork made gRPC log "fork_posix.cc
+# ... Other threads are currently calling into gRPC, skipping fork() handlers", and a forked copy
+# of a process with running threads is unsafe in any case. The package is optional: without it
+# OpenVINO's converter and NNCF use their own no-op stubs. Nothing here forks otherwise (the cold
+# load's child is spawned, KServe runs one REST worker), so gRPC's fork support stays as it is.
+# Here, in the package, so that every process importing the predictor has it off: the server,
+# the cold load's spawned child, the benches and tools.
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # its import now fails

@@ -3,24 +3,34 @@
 kserve 0.21 offers no public way to do four things this server needs: bind REST and gRPC to a
 chosen host, put our routes before its own and drop its TimingMiddleware, build the gRPC
 server with our servicer and interceptors, and keep binary BYTES tensors undecoded. Each needs
-a private attribute or an overridden method. They are all here, and `RELIED_ON` names every one,
-so that `tests/predictor/test_kserve_glue.py` fails loudly when a KServe upgrade removes one,
-instead of the server breaking silently.
+a private attribute, an overridden method or a constructor called with its parameters by name.
+They are all here, or named here: `RELIED_ON` lists every class attribute, instance attribute
+and callable this server relies on, and for each callable the parameters it is called with (by
+keyword) or, for a method we override, the parameters KServe calls it with. The canary,
+`tests/predictor/test_kserve_glue.py`, checks each name and each signature against the installed
+kserve, so that an upgrade that removes or renames one fails there, by name, instead of the
+server breaking at run time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from fastapi import FastAPI
 from google.protobuf.message import DecodeError
 from grpc import aio
-from kserve import ModelServer
+from kserve import Model, ModelServer
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest.server import RESTServer
 from timing_asgi import TimingMiddleware
@@ -28,27 +38,126 @@ from uvicorn.importer import import_from_string
 
 logger = logging.getLogger(__name__)
 
-# (owner, attribute): class attributes and methods are checked on the class; instance
-# attributes (set in `__init__`) on an instance or in the source of `__init__`.
-RELIED_ON: tuple[tuple[type, str], ...] = (
-    (RESTServer, "create_application"),  # overridden: our app
-    (RESTServer, "start"),
-    (RESTServer, "_add_middlewares"),
-    (RESTServer, "_register_endpoints"),
-    (RESTServer, "_add_exception_handlers"),
-    (RESTServer, "config"),  # uvicorn.Config: host, forwarded_allow_ips
-    (RESTServer, "dataplane"),
-    (GRPCServer, "stop"),  # called by ModelServer.stop on SIGTERM, reads _server
-    (GRPCServer, "_data_plane"),
-    (GRPCServer, "_model_repository_extension"),
-    (GRPCServer, "_port"),
-    (GRPCServer, "_server"),  # read by GRPCServer.stop
-    (ModelServer, "dataplane"),  # replaced by ours before any server is built
-    (ModelServer, "registered_models"),
-    (ModelServer, "_serve"),
-    (ModelServer, "_rest_server"),  # read by ModelServer.stop
-    (ModelServer, "_grpc_server"),
-    (InferInput, "_raw_data"),  # binary tensors, as kserve keeps them
+
+@dataclass(frozen=True)
+class Relied:
+    """One name in KServe this server relies on. An attribute: `parameters` is None. A callable
+    we call: `parameters` are the keywords we pass, all of them, always by name (`keywords`
+    checks each call against them). A method we override (`overridden`): the parameters, after
+    `self`, that KServe calls it with."""
+
+    owner: type
+    name: str
+    parameters: tuple[str, ...] | None = None
+    overridden: bool = False
+
+    def keywords(self, **arguments: Any) -> dict[str, Any]:
+        """`arguments`, checked to be exactly the recorded parameters: a call that passes
+        another set fails here, at start-up, rather than drifting from what the canary checks."""
+        if set(arguments) != set(self.parameters or ()):
+            raise TypeError(
+                f"{self.owner.__name__}.{self.name} is called with {sorted(arguments)}, "
+                f"but kserve_glue records {sorted(self.parameters or ())}"
+            )
+        return arguments
+
+    def __str__(self) -> str:
+        return f"{self.owner.__name__}.{self.name}"
+
+
+# The KServe callables called with arguments, each by keyword.
+MODEL_SERVER_INIT = Relied(ModelServer, "__init__", ("http_port", "grpc_port", "enable_grpc"))
+REGISTER_MODEL = Relied(ModelServer, "register_model", ("model",))
+DATA_PLANE_INIT = Relied(DataPlane, "__init__", ("model_registry",))
+REST_SERVER_INIT = Relied(
+    RESTServer,
+    "__init__",
+    (
+        "app",
+        "data_plane",
+        "model_repository_extension",
+        "http_port",
+        "access_log_format",
+        "grace_period",
+        "event_loop",
+        "timeout_keep_alive",
+    ),
+)
+GRPC_SERVER_INIT = Relied(
+    GRPCServer,
+    "__init__",
+    ("port", "data_plane", "model_repository_extension", "kwargs", "grace_period"),
+)
+SERVICER_INIT = Relied(InferenceServicer, "__init__", ("data_plane", "model_repository_extension"))
+VALIDATE_GRPC_REQUEST = Relied(InferenceServicer, "validate_grpc_request", ("request",))
+MIDDLEWARES = Relied(RESTServer, "_add_middlewares", ("app",))
+ENDPOINTS = Relied(RESTServer, "_register_endpoints", ("app",))
+EXCEPTION_HANDLERS = Relied(RESTServer, "_add_exception_handlers", ("app",))
+
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+# Every method of the V2 service: ours (protocol/grpc_service.py) or KServe's (ServerLive,
+# ServerMetadata), each called by `parsing_handlers` with the request it parsed and the context.
+SERVICE_METHODS = {
+    method.name: Relied(InferenceServicer, method.name, ("request", "context"))
+    for method in SERVICE.methods
+}
+
+RELIED_ON: tuple[Relied, ...] = (
+    # ModelServer: built with our ports, then run piece by piece by `PredictorServer.start`
+    MODEL_SERVER_INIT,
+    REGISTER_MODEL,
+    Relied(ModelServer, "setup_event_loop", ()),
+    Relied(ModelServer, "register_signal_handler", ()),
+    Relied(ModelServer, "_serve", ()),  # gathers `servers`
+    Relied(ModelServer, "dataplane"),  # replaced by ours before any server is built
+    Relied(ModelServer, "registered_models"),
+    Relied(ModelServer, "model_repository_extension"),
+    Relied(ModelServer, "http_port"),
+    Relied(ModelServer, "grpc_port"),
+    Relied(ModelServer, "access_log_format"),
+    Relied(ModelServer, "grace_period"),
+    Relied(ModelServer, "event_loop"),
+    Relied(ModelServer, "timeout_keep_alive"),
+    Relied(ModelServer, "max_threads"),
+    Relied(ModelServer, "servers"),
+    Relied(ModelServer, "_rest_server"),  # set as ModelServer.start sets it
+    Relied(ModelServer, "_grpc_server"),  # read by ModelServer.stop on SIGTERM
+    Relied(Model, "enable_latency_logging"),
+    # REST: KServe's server, our app first
+    REST_SERVER_INIT,
+    Relied(RESTServer, "create_application", (), overridden=True),  # our app
+    Relied(RESTServer, "start", ()),
+    MIDDLEWARES,
+    ENDPOINTS,
+    EXCEPTION_HANDLERS,
+    Relied(RESTServer, "config"),  # uvicorn.Config: host, forwarded_allow_ips
+    Relied(RESTServer, "dataplane"),
+    # gRPC: KServe's server, our servicer, interceptor and parsing
+    GRPC_SERVER_INIT,
+    Relied(GRPCServer, "start", ("max_workers",), overridden=True),  # our servicer, our host
+    Relied(GRPCServer, "stop"),  # called by ModelServer.stop on SIGTERM, reads _server
+    Relied(GRPCServer, "_data_plane"),
+    Relied(GRPCServer, "_model_repository_extension"),
+    Relied(GRPCServer, "_port"),
+    Relied(GRPCServer, "_server"),  # read by GRPCServer.stop
+    SERVICER_INIT,
+    VALIDATE_GRPC_REQUEST,
+    *SERVICE_METHODS.values(),
+    Relied(  # overridden by protocol/grpc_service.py's StatusInterceptor
+        ExceptionToStatusInterceptor,
+        "handle_exception",
+        ("ex", "request_or_iterator", "context", "method_name"),
+        overridden=True,
+    ),
+    # the data plane, and what protocol/dataplane.py's PredictorDataPlane overrides
+    DATA_PLANE_INIT,
+    Relied(DataPlane, "metadata", (), overridden=True),
+    Relied(
+        DataPlane, "decode", ("body", "headers", "protocol_version", "model_name"), overridden=True
+    ),
+    Relied(DataPlane, "ready", (), overridden=True),  # readiness: every model ready
+    # binary tensors, as kserve keeps them
+    Relied(InferInput, "_raw_data"),
 )
 APP = "kserve.model_server:app"  # KServe's FastAPI app, which its RESTServer serves
 
@@ -71,17 +180,18 @@ def bracketed(host: str) -> str:
 
 class RestServer(RESTServer):
     """KServe's REST server bound to `host`, trusting forwarded headers from loopback only, with
-    `install(app, dataplane)` run before KServe registers its own routes."""
+    `install(app, dataplane)` run before KServe registers its own routes and `finish(app)`
+    after them."""
 
     def __init__(
         self,
+        *,
         host: str,
-        install: Callable[[FastAPI, object], None],
+        install: Callable[[FastAPI, Any], None],
         finish: Callable[[FastAPI], None],
-        *args,
-        **kwargs,
+        **kserve_arguments: Any,
     ):
-        super().__init__(APP, *args, **kwargs)
+        super().__init__(**REST_SERVER_INIT.keywords(app=APP, **kserve_arguments))
         self.config.host = host
         # X-Forwarded-For / -Proto are believed from loopback only: from the auth proxy, which
         # builds them from the peer it saw. Whatever a client writes there never gets this far.
@@ -91,21 +201,29 @@ class RestServer(RESTServer):
     def create_application(self) -> None:
         app = import_from_string(APP)
         self._install(app, self.dataplane)
-        self._add_middlewares(app)
+        self._add_middlewares(**MIDDLEWARES.keywords(app=app))
         # KServe's TimingMiddleware logs two trace lines per request and calls getrusage() for
         # the whole process around each one (a sixth of the event loop's time under load,
         # measured); its "cpu time" counts every thread's work, not the request's.
         app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
-        self._register_endpoints(app)
-        self._add_exception_handlers(app)
+        self._register_endpoints(**ENDPOINTS.keywords(app=app))
+        self._add_exception_handlers(**EXCEPTION_HANDLERS.keywords(app=app))
         self._finish(app)
 
 
 class GrpcServer(GRPCServer):
     """KServe's gRPC server with our servicer class, interceptors, message limit and host."""
 
-    def __init__(self, host: str, servicer, interceptors, max_message_bytes: int, *args, **kw):
-        super().__init__(*args, **kw)
+    def __init__(
+        self,
+        *,
+        host: str,
+        servicer: type[InferenceServicer],
+        interceptors: tuple,
+        max_message_bytes: int,
+        **kserve_arguments: Any,
+    ):
+        super().__init__(**GRPC_SERVER_INIT.keywords(**kserve_arguments))
         self.host, self.servicer = host, servicer
         self.interceptors, self.max_message_bytes = interceptors, max_message_bytes
 
@@ -118,7 +236,12 @@ class GrpcServer(GRPCServer):
                 ("grpc.max_receive_message_length", self.max_message_bytes),
             ],
         )
-        servicer = self.servicer(self._data_plane, self._model_repository_extension)
+        servicer = self.servicer(
+            **SERVICER_INIT.keywords(
+                data_plane=self._data_plane,
+                model_repository_extension=self._model_repository_extension,
+            )
+        )
         self._server.add_generic_rpc_handlers((parsing_handlers(servicer),))
         address = f"{bracketed(self.host)}:{self._port}"
         self._server.add_insecure_port(address)
@@ -127,16 +250,17 @@ class GrpcServer(GRPCServer):
         await self._server.wait_for_termination()
 
 
-SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
-
-
 def parsing_handlers(servicer) -> grpc.GenericRpcHandler:
     """The servicer's methods, each parsing its own request: the generated registration
     deserialises before any handler runs, and a message that is not valid protobuf then ends
     as UNKNOWN with a traceback in the log; here it is INVALID_ARGUMENT and one line."""
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
-            _parsed(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            _parsed(
+                getattr(servicer, method.name),
+                getattr(pb, method.input_type.name),
+                SERVICE_METHODS[method.name],
+            ),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString,
         )
         for method in SERVICE.methods
@@ -144,7 +268,7 @@ def parsing_handlers(servicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
 
 
-def _parsed(behaviour, request_type):
+def _parsed(behaviour, request_type, relied: Relied):
     async def parse_then_call(raw: bytes, context: aio.ServicerContext):
         try:
             request = request_type.FromString(raw)
@@ -153,22 +277,105 @@ def _parsed(behaviour, request_type):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"not a valid {request_type.__name__} message"
             )
-        return await behaviour(request, context)
+        return await behaviour(**relied.keywords(request=request, context=context))
 
     return parse_then_call
 
 
-def use_dataplane(server: ModelServer, dataplane_class: type) -> None:
-    """Replace the data plane KServe made in `ModelServer.__init__` with ours, on the same
-    model registry; the REST and gRPC servers are built from it afterwards (`start`)."""
-    server.dataplane = dataplane_class(model_registry=server.registered_models)
+def validate_grpc_request(request: pb.ModelInferRequest) -> None:
+    """KServe's own checks of a `ModelInferRequest` (raw contents against inputs), raising its
+    InvalidInput."""
+    InferenceServicer.validate_grpc_request(**VALIDATE_GRPC_REQUEST.keywords(request=request))
 
 
-def attach(server: ModelServer, rest: RestServer, grpc: GrpcServer | None) -> None:
-    """Where `ModelServer.stop` finds the servers to shut down on SIGTERM."""
+# What `PredictorServer` (server.py) does with KServe's `ModelServer`, in the order it does it.
+
+
+def init_model_server(
+    server: ModelServer,
+    *,
+    http_port: int,
+    grpc_port: int,
+    enable_grpc: bool,
+    dataplane_class: type[DataPlane],
+) -> None:
+    """`ModelServer.__init__` with our ports, then our data plane in place of the one it made,
+    on the same model registry; the REST and gRPC servers are built from it afterwards."""
+    ModelServer.__init__(
+        server,
+        **MODEL_SERVER_INIT.keywords(
+            http_port=http_port, grpc_port=grpc_port, enable_grpc=enable_grpc
+        ),
+    )
+    server.dataplane = dataplane_class(
+        **DATA_PLANE_INIT.keywords(model_registry=server.registered_models)
+    )
+
+
+def register_model(server: ModelServer, model: Model, *, latency_logging: bool) -> None:
+    server.register_model(**REGISTER_MODEL.keywords(model=model))
+    model.enable_latency_logging = latency_logging
+
+
+def rest_server(
+    server: ModelServer,
+    *,
+    host: str,
+    install: Callable[[FastAPI, Any], None],
+    finish: Callable[[FastAPI], None],
+) -> RestServer:
+    """KServe's REST server as `ModelServer.start` builds it (one worker), on `host`, our routes
+    installed by `install` before KServe's own and `finish` run after them."""
+    return RestServer(
+        host=host,
+        install=install,
+        finish=finish,
+        data_plane=server.dataplane,
+        model_repository_extension=server.model_repository_extension,
+        http_port=server.http_port,
+        access_log_format=server.access_log_format,
+        grace_period=server.grace_period,
+        event_loop=server.event_loop,
+        timeout_keep_alive=server.timeout_keep_alive,
+    )
+
+
+def grpc_server(
+    server: ModelServer,
+    *,
+    host: str,
+    servicer: type[InferenceServicer],
+    interceptors: tuple,
+    max_message_bytes: int,
+) -> GrpcServer:
+    """KServe's gRPC server as `ModelServer.start` builds it, with our servicer, interceptors,
+    message limit and host (KServe's `kwargs`, its CLI's message limits, are not used)."""
+    return GrpcServer(
+        host=host,
+        servicer=servicer,
+        interceptors=interceptors,
+        max_message_bytes=max_message_bytes,
+        port=server.grpc_port,
+        data_plane=server.dataplane,
+        model_repository_extension=server.model_repository_extension,
+        kwargs={},
+        grace_period=server.grace_period,
+    )
+
+
+def add_servers(server: ModelServer, *, rest: RestServer, grpc: GrpcServer | None) -> None:
+    """The servers' coroutines, to run with `serve`; and where `ModelServer.stop` finds them to
+    shut down on SIGTERM."""
+    server.servers.append(rest.start())
+    if grpc is not None:
+        server.servers.append(grpc.start(max_workers=server.max_threads))
     server._rest_server, server._grpc_server = rest, grpc
 
 
-def serving(server: ModelServer) -> Coroutine:
-    """The coroutine that runs every coroutine in `server.servers` until stopped."""
-    return server._serve()
+def serve(server: ModelServer, *, also: Coroutine) -> None:
+    """Run every server's coroutine and `also` until stopped, as `ModelServer.start` ends: its
+    event loop's default executor and exception handler, its signal handlers, then `_serve`."""
+    server.servers.append(also)
+    server.setup_event_loop()
+    server.register_signal_handler()
+    asyncio.run(server._serve())

@@ -140,8 +140,8 @@ class CatsDogsOtherModel(kserve.Model):
             max_batch_size=str(self.batcher.max_batch_size),
             decided="cached" if loaded.from_cache else "measured",
         )
-        for verdict in loaded.decisions.get("verdicts", []):
-            metrics.PRECISION_AGREEMENT.labels(verdict["precision"]).set(verdict["agreement"])
+        for verdict in loaded.decisions.verdicts:
+            metrics.PRECISION_AGREEMENT.labels(verdict.precision).set(verdict.agreement)
         metrics.LOAD_SECONDS.set(seconds)
         metrics.MODEL_READY.set(1)
 
@@ -155,7 +155,7 @@ class CatsDogsOtherModel(kserve.Model):
         measured = ""
         if not self.max_batch_size:
             measured = " (measured at an earlier start)" if loaded.from_cache else " (measured)"
-        self.batcher.max_batch_size = loaded.decisions["max_batch_size"]
+        self.batcher.max_batch_size = loaded.decisions.max_batch_size
         self.batcher.executor, self.batcher.in_flight = self._inference, runtime.parallel
         logger.info(
             "batching: up to %d images per model call%s, %d call(s) at once, waiting %g ms",
@@ -218,10 +218,10 @@ class CatsDogsOtherModel(kserve.Model):
         if parameters and self._runtime is not None and self.loaded is not None:
             parameters["runtime"] = self._runtime.name
             parameters["precision"] = self._runtime.precision
-            for verdict in self.loaded.decisions.get("verdicts", []):
-                name = verdict["precision"]
-                parameters[f"{name}_agreement_with_fp32"] = f"{verdict['agreement']:.4f}"
-                parameters[f"{name}_guard"] = "passed" if verdict["passed"] else verdict["reason"]
+            for verdict in self.loaded.decisions.verdicts:
+                name = verdict.precision
+                parameters[f"{name}_agreement_with_fp32"] = f"{verdict.agreement:.4f}"
+                parameters[f"{name}_guard"] = "passed" if verdict.passed else verdict.reason
             parameters["max_batch_size"] = str(self.batcher.max_batch_size)
             parameters["parallel_model_calls"] = str(self.batcher.in_flight)
         return {

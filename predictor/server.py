@@ -51,15 +51,18 @@ def fail_to_load(message: str) -> NoReturn:
 
 
 class PredictorServer(kserve.ModelServer):
+    """KServe's `ModelServer`, every touch of its insides through `kserve_glue`."""
+
     def __init__(self, settings: Settings, budget: MemoryBudget):
-        super().__init__(
+        kserve_glue.init_model_server(
+            self,
             http_port=settings.http_port,
             grpc_port=settings.grpc_port,
             enable_grpc=settings.enable_grpc,
+            dataplane_class=PredictorDataPlane,
         )
         self.settings = settings
         self.budget = budget  # the model's: bodies are held in it as well as pixels
-        kserve_glue.use_dataplane(self, PredictorDataPlane)
         # Our modules log under "predictor"; give them KServe's handlers and format.
         ours = logging.getLogger("predictor")
         ours.handlers = logging.getLogger("kserve").handlers
@@ -67,53 +70,37 @@ class PredictorServer(kserve.ModelServer):
         ours.propagate = False
 
     def start(self, models: list[kserve.Model]) -> None:
-        for model in models:
-            self.register_model(model)
-            model.enable_latency_logging = self.settings.log_requests
         settings = self.settings
+        for model in models:
+            kserve_glue.register_model(self, model, latency_logging=settings.log_requests)
         if not settings.log_requests:  # uvicorn formats an access line only if it has handlers
             access = logging.getLogger("uvicorn.access")
             access.handlers, access.propagate = [], False
-        rest = kserve_glue.RestServer(
-            settings.listen_host,
-            self._install_routes,
-            install_error_answers,
-            self.dataplane,
-            self.model_repository_extension,
-            self.http_port,
-            access_log_format=self.access_log_format,
-            grace_period=self.grace_period,
-            event_loop=self.event_loop,
-            timeout_keep_alive=self.timeout_keep_alive,
+        rest = kserve_glue.rest_server(
+            self,
+            host=settings.listen_host,
+            install=self._install_routes,
+            finish=install_error_answers,
         )
-        self.servers.append(rest.start())
         grpc = None
-        if self.enable_grpc:
+        if settings.enable_grpc:
             interceptors: tuple = (StatusInterceptor(),)
             if settings.log_requests:
                 interceptors = (LoggingInterceptor(), *interceptors)
-            grpc = kserve_glue.GrpcServer(
-                settings.listen_host,
-                PredictorServicer,
-                interceptors,
-                settings.max_request_bytes,
-                self.grpc_port,
-                self.dataplane,
-                self.model_repository_extension,
-                kwargs={},
-                grace_period=self.grace_period,
+            grpc = kserve_glue.grpc_server(
+                self,
+                host=settings.listen_host,
+                servicer=PredictorServicer,
+                interceptors=interceptors,
+                max_message_bytes=settings.max_request_bytes,
             )
-            self.servers.append(grpc.start(self.max_threads))
-        kserve_glue.attach(self, rest, grpc)
-        self.servers.append(self._load(models))
+        kserve_glue.add_servers(self, rest=rest, grpc=grpc)
         logsafe.install()  # on every handler configured by now, uvicorn's and gRPC's included
         # Decoding and parsing threads hold the GIL in long C calls; with Python's default 5 ms
         # switch interval, every socket operation of the event loop can wait that long to get
         # it back. 1 ms keeps probes prompt under load for a negligible throughput cost.
         sys.setswitchinterval(0.001)
-        self.setup_event_loop()
-        self.register_signal_handler()
-        asyncio.run(kserve_glue.serving(self))
+        kserve_glue.serve(self, also=self._load(models))
 
     def _install_routes(self, app, dataplane) -> None:
         """Ours before KServe's (ours win where paths overlap). Middleware, outermost first:

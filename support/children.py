@@ -1,5 +1,5 @@
-"""Child-process targets for tests of `predictor.loading.decide_in_child`: importable by name,
-as a spawned child needs them."""
+"""Child-process targets for tests of `predictor.runtime.loading.decide_in_child`: importable by
+name, as a spawned child needs them."""
 
 from __future__ import annotations
 

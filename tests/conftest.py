@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from support import in_process
 from support.contract_model import build_contract_model
 from support.issuer import Issuer, issuer_env
 from support.oidc_provider import OidcProvider
@@ -14,9 +15,40 @@ from support.servers import start_predictor, start_proxy, wait_ready
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# tests/workflows runs the GitHub workflows under nektos/act (`make workflows`), and their test
-# job runs this suite: collected only when that harness asks (it sets WORKFLOWS=1).
-collect_ignore = [] if os.environ.get("WORKFLOWS") == "1" else ["workflows"]
+# tests/workflows/test_workflows.py runs the GitHub workflows under nektos/act (`make
+# workflows`), and their test job runs this suite: collected only when that harness asks (it sets
+# WORKFLOWS=1). The workflows' other tests read and run their files here, as any test.
+collect_ignore = [] if os.environ.get("WORKFLOWS") == "1" else ["workflows/test_workflows.py"]
+
+
+def _held_to_the_unit_rule(item: pytest.Item):
+    """A `unit` test's setup and call run with child processes and sockets refused
+    (support/in_process.py); one refused, even if the code under test swallowed the error,
+    fails the test."""
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    with in_process.refused() as refusals:
+        try:
+            result = yield
+        except in_process.NotInProcess:
+            raise  # with the traceback of the call refused
+        except BaseException:
+            if not refusals:
+                raise
+            result = None
+    if refusals:
+        pytest.fail(refusals[0], pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    return (yield from _held_to_the_unit_rule(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _held_to_the_unit_rule(item))
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +105,10 @@ def provider(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def door(provider, predictor, tmp_path_factory):
+def oidc_proxy(provider, predictor, tmp_path_factory):
     """The proxy in front of the real predictor, trusting the OIDC provider's tokens."""
     process = start_proxy(
-        tmp_path_factory.mktemp("door"),
+        tmp_path_factory.mktemp("oidc-proxy"),
         **provider.proxy_settings(),
         upstream=predictor,
     )

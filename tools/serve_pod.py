@@ -60,7 +60,7 @@ curl -s -H "Authorization: Bearer {token}" \\
 In a browser: http://127.0.0.1:9080/docs, Authorize with the token above, then /upload.
 
 (a new token: .venv/bin/python -m auth_proxy dev-token --dir .dev-issuer --ttl 1h;
- with your own issuer in OAUTH2_*: python3 tools/oauth2_token.py, see the README)
+ with your own issuer in OAUTH2_*: python3 tools/oauth2_token.py, see docs/security.md)
 Ctrl-C stops the pod.""",
                 flush=True,
             )

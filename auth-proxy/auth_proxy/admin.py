@@ -1,6 +1,6 @@
 """The proxy's own port: liveness, readiness (are there signing keys?) and the pod's metrics.
 
-Kept apart from the door users and the kubelet's predictor probes go through, and open to
+Kept apart from the ports users and the kubelet's predictor probes go through, and open to
 monitoring only (the NetworkPolicy's rule): `/metrics` is the proxy's own, `/metrics/predictor`
 the predictor's, read from its loopback port at each scrape. Two targets rather than one merged
 page: both processes export `process_*` and `python_*` families, which one page cannot hold

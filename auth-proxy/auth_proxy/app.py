@@ -1,4 +1,4 @@
-"""Wire the proxy together and run it: key cache, REST door, gRPC door, admin port."""
+"""Wire the proxy together and run it: key cache, REST port, gRPC port, admin port."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from . import answers
+from . import refusals
 from .jwks import KeyCache
 from .settings import TokenRules
 from .tokens import InsufficientScope, Principal, TokenRejected, UnknownKey, shown, validate
@@ -24,21 +24,21 @@ from .tokens import InsufficientScope, Principal, TokenRejected, UnknownKey, sho
 def one_credential(values: list[str]) -> str | None:
     """The request's only `Authorization` value; two are refused (RFC 6750 §2: one method)."""
     if len(values) > 1:
-        raise answers.invalid_request("more than one Authorization header: send exactly one")
+        raise refusals.invalid_request("more than one Authorization header: send exactly one")
     return values[0] if values else None
 
 
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1)."""
     if not authorization:
-        raise answers.no_token()
+        raise refusals.no_token()
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         # RFC 6750 §3.1: a request with no bearer credentials gets the bare challenge.
-        raise answers.no_token(f"unsupported authorization scheme {shown(scheme, 20)}: use Bearer")
+        raise refusals.no_token(f"unsupported authorization scheme {shown(scheme, 20)}: use Bearer")
     token = token.strip()
     if not token:
-        raise answers.invalid_token("empty bearer token")
+        raise refusals.invalid_token("empty bearer token")
     return token
 
 
@@ -53,7 +53,7 @@ class Authorizer:
         token = bearer_token(authorization)
         if not self.keys.ready:
             # Why (URLs, kids, the issuer's answer) is for /readyz and the log, not for callers.
-            raise answers.keys_unavailable(
+            raise refusals.keys_unavailable(
                 "the proxy holds no signing key to check tokens with yet; try again shortly"
             )
         passed = self._passed.get(token)
@@ -81,6 +81,6 @@ class Authorizer:
                     raise
                 return validate(token, self.keys.keys, self.rules, time.time())
         except InsufficientScope as exc:
-            raise answers.insufficient_scope(exc.description, self.rules.scope) from None
+            raise refusals.insufficient_scope(exc.description, self.rules.scope) from None
         except TokenRejected as exc:
-            raise answers.invalid_token(exc.description) from None
+            raise refusals.invalid_token(exc.description) from None

@@ -1,6 +1,6 @@
 """The bytes of admitted requests in flight, bounded by the container's memory.
 
-Each door takes what a request will hold before it holds it: a REST body's declared length
+On both ports a request takes what it will hold before it holds it: a REST body's declared length
 (or the largest body, for one sent without a length), a gRPC message's size. Past the budget
 the request is refused (429 with `Retry-After` / RESOURCE_EXHAUSTED; a REST request at once, a
 gRPC call after waiting briefly for room to read), never buffered into an out-of-memory kill,
@@ -10,7 +10,7 @@ A gRPC message costs the proxy `GRPC_COPIES` times its size (measured: three rea
 at once took the proxy from 62 to 301 MiB: gRPC's receive buffers, their joined copy, Python's
 bytes, then the copy sent on). gRPC carries no length before its message, so a call takes room
 for the largest message while it reads, then keeps what the size read needs. The largest
-message the door accepts is sized so that two such reads fit in the budget (`MAX_BODY_BYTES`
+message the gRPC port accepts is sized so that two such reads fit in the budget (`MAX_BODY_BYTES`
 if smaller): a 256 MiB container passes messages up to 24 MiB, enough for 32 images as FP32
 tensors (19 MB). Reads on a pod's network take milliseconds; a call waits up to
 `READ_PATIENCE_SECONDS` for room to read before it is refused.
@@ -44,7 +44,7 @@ LARGEST_READS_AT_ONCE = 2
 
 
 def largest_grpc_message(capacity: int, max_body_bytes: int) -> int:
-    """The largest message the gRPC door reads, for a budget of `capacity` bytes."""
+    """The largest message the gRPC port reads, for a budget of `capacity` bytes."""
     return min(max_body_bytes, capacity // (GRPC_COPIES * LARGEST_READS_AT_ONCE))
 
 
@@ -124,7 +124,7 @@ class ByteBudget:
     def try_take(self, size: int) -> Hold | None:
         """A hold on `size` bytes if they fit now, else None. Nothing (a request without a
         body: a probe, metadata) always fits. A gRPC read waiting for room does not block a
-        request that fits: the REST door never waits, and refusing what fits would turn one
+        request that fits: the REST port never waits, and refusing what fits would turn one
         queued read into 429s for everyone."""
         if size and self.held + size > self.capacity:
             return None

@@ -1,5 +1,5 @@
-"""The gRPC door: the inference methods of `inference.GRPCInferenceService`, forwarded as raw
-bytes.
+"""The proxy's gRPC port: the inference methods of `inference.GRPCInferenceService`, forwarded
+as raw bytes.
 
 A generic handler with no (de)serialisers: messages pass through unparsed and unchanged. The
 handler is a stream-unary one so that it runs before the request message is read: the token
@@ -22,8 +22,7 @@ from typing import NoReturn
 import grpc
 from grpc import aio
 
-from . import answers, passing
-from .answers import Refusal
+from . import forwarded_headers, refusals
 from .auth import Authorizer, one_credential
 from .budget import (
     GRPC_COPIES,
@@ -34,7 +33,8 @@ from .budget import (
 )
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
-from .routes import GRPC_SERVICE, V2_INFERENCE_METHODS, grpc_route
+from .refusals import Refusal
+from .route_labels import GRPC_SERVICE, V2_INFERENCE_METHODS, grpc_route
 from .settings import Settings
 from .tokens import shown
 
@@ -59,7 +59,7 @@ def checked_metadata(pairs) -> tuple[tuple[str, str | bytes], ...]:
         if key.endswith("-bin"):
             continue
         if not isinstance(value, str) or not _ASCII_VALUE.fullmatch(value):
-            raise answers.invalid_argument(
+            raise refusals.invalid_argument(
                 f"metadata {shown(key, 40)}: the value is not printable ASCII"
             )
     return checked
@@ -136,7 +136,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
                 else:
                     tokens = [str(v) for k, v in metadata if k.lower() == "authorization"]
                     principal = await self.authorizer.authorize(one_credential(tokens))
-                    identity = passing.identity(principal)
+                    identity = forwarded_headers.identity_headers(principal)
                     hold = await self._room_to_read()
                     request = await self._read(requests)  # only once the call may pass
                     hold.resize(GRPC_COPIES * len(request))  # at most what the read took
@@ -162,7 +162,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
         return hold
 
     def _over_budget(self) -> Refusal:
-        return answers.over_budget(
+        return refusals.over_budget(
             f"the server is at its memory budget ({self.budget.capacity} bytes of requests in "
             "flight): try again shortly"
         )
@@ -177,7 +177,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
     ) -> bytes:
         """The predictor's answer to `request`, or its status as `Answered`."""
         peer = peer_address(context.peer())
-        forwarded = passing.passed_on(metadata, peer, self.settings.trusted_proxies) + identity
+        trusted = self.settings.trusted_proxies
+        forwarded = forwarded_headers.upstream_headers(metadata, peer, trusted) + identity
         remaining = context.time_remaining()
         timeout = self.settings.upstream_timeout_seconds
         if remaining is not None:
@@ -210,7 +211,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
                 request = await anext(messages, None)
                 extra = None if request is None else await anext(messages, None)
         except TimeoutError:
-            raise answers.request_timeout(
+            raise refusals.request_timeout(
                 f"the request message did not arrive within {patience:g} s"
             ) from None
         finally:
@@ -220,14 +221,14 @@ class GrpcProxy(grpc.GenericRpcHandler):
             if closing is not None:
                 await closing()
         if request is None:
-            raise answers.invalid_argument("no request message")
+            raise refusals.invalid_argument("no request message")
         if extra is not None:
-            raise answers.invalid_argument("a unary method takes one request message")
+            raise refusals.invalid_argument("a unary method takes one request message")
         return request
 
     def _refused(self, method: str, context: aio.ServicerContext, refusal: Refusal) -> NoReturn:
-        code = answers.grpc_code(refusal)
-        REFUSALS.labels("grpc", answers.reason(refusal)).inc()
+        code = refusals.grpc_code(refusal)
+        REFUSALS.labels("grpc", refusals.reason(refusal)).inc()
         self.lines.log(
             logging.INFO, "refused %s: %s %s (from %s)", method, code.name, refusal, context.peer()
         )

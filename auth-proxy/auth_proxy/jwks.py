@@ -162,7 +162,7 @@ def fetcher(
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
         too_big = f"{url} sends more than {max_bytes} bytes (JWKS_MAX_BYTES)"
         try:
-            # The session does not decompress (the REST door passes bodies as they are): ask
+            # The session does not decompress (the REST port passes bodies as they are): ask
             # for the document as is, which also keeps JWKS_MAX_BYTES about what is parsed.
             identity = {"Accept-Encoding": "identity"}
             async with session.get(url, timeout=timeout, headers=identity) as response:

@@ -120,13 +120,13 @@ class _ParserErrors(logging.Filter):
 
 class _MetadataDecodeErrors(logging.Filter):
     """gRPC's core logs an ERROR and a traceback for each metadata value that is not UTF-8; the
-    gRPC door refuses such calls (INVALID_ARGUMENT) and logs that, rate-limited."""
+    gRPC port refuses such calls (INVALID_ARGUMENT) and logs that, rate-limited."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("Invalid encoding")
 
 
-# One budget for every refusal line of the process, whichever door or parser wrote it.
+# One budget for every refusal line of the process, whichever port or parser wrote it.
 REFUSAL_LINES = RateLimited(logging.getLogger("auth_proxy.refusals"))
 
 

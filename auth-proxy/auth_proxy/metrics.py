@@ -1,7 +1,8 @@
 """The proxy's own Prometheus metrics, served on the admin port (`/metrics`).
 
-Every label takes a small, fixed set of values: routes are templates (`routes.py`), never the
-path a client wrote, so no client can grow the number of series."""
+Every label takes a small, fixed set of values: routes are templates (`route_labels.py`), never
+the path a client wrote, so no client can grow the number of series. The label `door` is the
+port a request came in on: `rest` or `grpc` (its name is kept: dashboards and alerts use it)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 REQUEST_SECONDS = Histogram(
     "auth_proxy_request_duration_seconds",
-    "Requests through the proxy's doors, from arrival to the last byte of the answer, by door "
-    "(rest, grpc), protocol (v2, v1, course, docs, other), route template and status (HTTP "
+    "Requests through the proxy, from arrival to the last byte of the answer, by door (the "
+    "port: rest, grpc), protocol (v2, v1, course, docs, other), route template and status (HTTP "
     "status or gRPC code). Its _count is the number of requests.",
     ["door", "protocol", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge(
-    "auth_proxy_requests_in_flight", "Requests the proxy is answering now, by door.", ["door"]
+    "auth_proxy_requests_in_flight",
+    "Requests the proxy is answering now, by door (port).",
+    ["door"],
 )
 REFUSALS = Counter(
     "auth_proxy_refusals_total",
@@ -58,22 +61,23 @@ KEYS_FETCHED_AT = Gauge(
 )
 
 
-def observe(door: str, protocol: str, route: str, status: str, started: float) -> None:
-    """One answered request: `started` is its `time.perf_counter()` on arrival."""
+def observe(port: str, protocol: str, route: str, status: str, started: float) -> None:
+    """One answered request on `port` (`rest`, `grpc`: the `door` label): `started` is its
+    `time.perf_counter()` on arrival."""
     elapsed = time.perf_counter() - started
-    REQUEST_SECONDS.labels(door, protocol, route, status).observe(elapsed)
+    REQUEST_SECONDS.labels(port, protocol, route, status).observe(elapsed)
 
 
 # Known label values start at 0, so a rate or an alert sees the series before its first event.
-for _door, _reason in (
+for _port, _reason in (
     ("rest", "unreachable"),
     ("rest", "timeout"),
     ("rest", "broken_answer"),
     ("grpc", "UNAVAILABLE"),
     ("grpc", "DEADLINE_EXCEEDED"),
 ):
-    UPSTREAM_ERRORS.labels(_door, _reason)
-for _door in ("rest", "grpc"):
-    REFUSALS.labels(_door, "over_budget")
+    UPSTREAM_ERRORS.labels(_port, _reason)
+for _port in ("rest", "grpc"):
+    REFUSALS.labels(_port, "over_budget")
 for _outcome in ("ok", "failed"):
     KEY_FETCHES.labels(_outcome)

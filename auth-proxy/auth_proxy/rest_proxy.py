@@ -1,9 +1,9 @@
-"""The REST door: check the token (probes excepted), then stream the request to the predictor and
-its answer back.
+"""The proxy's REST port: check the token (probes excepted), then stream the request to the
+predictor and its answer back.
 
 Bodies are streamed both ways, never buffered whole. Hop-by-hop headers are dropped; identity
-and address headers follow `passing` (the same rule as the gRPC door); the token itself is not
-passed on, so it cannot reach the predictor's logs.
+and address headers follow `forwarded_headers` (the same rule as on the gRPC port); the token
+itself is not passed on, so it cannot reach the predictor's logs.
 
 The token is checked before anything else of the request is read: an `Expect: 100-continue` gets
 its `100 Continue` only once the token has passed, and a refused request's body is never
@@ -23,14 +23,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import answers, passing
-from .answers import Refusal
+from . import forwarded_headers, refusals
 from .auth import Authorizer, one_credential
 from .budget import ByteBudget, Hold
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
-from .routes import DOCS_PATHS, rest_route
-from .settings import Settings
+from .refusals import Refusal
+from .route_labels import rest_route
+from .settings import DOCS_PATHS, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class RestProxy:
             size = request.content_length or self.settings.max_body_bytes
         hold = self.budget.try_take(size)
         if hold is None:
-            raise answers.over_budget(
+            raise refusals.over_budget(
                 f"the server is at its memory budget ({self.budget.capacity} bytes of requests "
                 "in flight): try again shortly"
             )
@@ -173,7 +173,7 @@ class RestProxy:
 
     def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
         self._observe(request, refusal.status)
-        REFUSALS.labels("rest", answers.reason(refusal)).inc()
+        REFUSALS.labels("rest", refusals.reason(refusal)).inc()
         self.lines.log(
             logging.INFO,
             "refused %s %s: %s %s (from %s)",
@@ -183,7 +183,7 @@ class RestProxy:
             refusal,
             request.remote,
         )
-        response = answers.rest_answer(refusal, self.settings.realm)
+        response = refusals.rest_response(refusal, self.settings.realm)
         if request.body_exists and not request.content.at_eof():
             # What is left of the body is not forwarded: aiohttp drops what arrives within
             # LINGER_SECONDS (so the client can read this answer), then the connection ends.
@@ -193,35 +193,35 @@ class RestProxy:
     async def _admit(self, request: web.Request) -> CIMultiDict:
         """The headers to send upstream, once the request may pass. Reads no body."""
         if has_dot_segments(request.path):
-            raise answers.invalid_request("dot segments (. or ..) in the path are refused")
+            raise refusals.invalid_request("dot segments (. or ..) in the path are refused")
         if any(name in request.query for name in QUERY_TOKEN_PARAMETERS):
-            raise answers.invalid_request(
+            raise refusals.invalid_request(
                 "tokens in the query string are refused: send Authorization: Bearer <token>"
             )
         if (
             request.content_length is not None
             and request.content_length > self.settings.max_body_bytes
         ):
-            raise answers.too_large(
+            raise refusals.too_large(
                 f"request body of {request.content_length} bytes is over the limit of "
                 f"{self.settings.max_body_bytes}"
             )
         pairs = forwardable(request.headers).items()
+        trusted = self.settings.trusted_proxies
         if self._public(request):
             closed = closed_because(request.path)  # whatever PUBLIC_PATHS says
             if closed:
-                raise answers.not_found(closed)
+                raise refusals.not_found(closed)
             if request.body_exists:
-                raise answers.invalid_request("a request without a token carries no body")
-            trusted = self.settings.trusted_proxies
-            return CIMultiDict(passing.passed_on(pairs, request.remote, trusted))
+                raise refusals.invalid_request("a request without a token carries no body")
+            return CIMultiDict(forwarded_headers.upstream_headers(pairs, request.remote, trusted))
         credential = one_credential(request.headers.getall("Authorization", []))
         principal = await self.authorizer.authorize(credential)
         closed = closed_because(request.path)
         if closed:
-            raise answers.not_found(f"no such route: {closed}")
-        passed = passing.passed_on(pairs, request.remote, self.settings.trusted_proxies)
-        return CIMultiDict(passed + passing.identity(principal))
+            raise refusals.not_found(f"no such route: {closed}")
+        passed = forwarded_headers.upstream_headers(pairs, request.remote, trusted)
+        return CIMultiDict(passed + forwarded_headers.identity_headers(principal))
 
     def _public(self, request: web.Request) -> bool:
         """A probe (`GET` of PUBLIC_PATHS), or with PUBLIC_DOCS a documentation page or asset
@@ -260,10 +260,10 @@ class RestProxy:
             body.raise_its_fault()
             if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
                 UPSTREAM_ERRORS.labels("rest", "timeout").inc()
-                raise answers.gateway_error(504, "the predictor did not answer in time") from None
+                raise refusals.gateway_error(504, "the predictor did not answer in time") from None
             UPSTREAM_ERRORS.labels("rest", "unreachable").inc()
             logger.warning("the predictor is unreachable: %s", exc)
-            raise answers.gateway_error(502, "the predictor is unreachable") from None
+            raise refusals.gateway_error(502, "the predictor is unreachable") from None
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.update(forwardable(upstream.headers))
@@ -336,7 +336,7 @@ class LimitedBody:
                 return
             sent += len(chunk)
             if sent > self.limit:
-                self.fault = answers.too_large(
+                self.fault = refusals.too_large(
                     f"request body is over the limit of {self.limit} bytes"
                 )
                 raise BodyTooLarge
@@ -344,7 +344,7 @@ class LimitedBody:
 
     def _record(self, exc: Exception) -> Refusal:
         if isinstance(exc, TimeoutError):
-            self.fault = answers.request_timeout(
+            self.fault = refusals.request_timeout(
                 f"the request body stalled for more than {self.patience:g} s"
             )
         else:  # the client closed the connection, or broke the body's framing

@@ -1,23 +1,30 @@
 """The proxy's settings: one declared table of environment variables (names the course already
 used where it had them), read once into a frozen `Settings`. A bad value is refused by name
 (`PROXY_HTTP_PORT must be a number, got 'eighty'`; the process exits 2). Every variable is
-documented in the README."""
+documented by its help below: docs/configuration.md is written from this table
+(`python -m tools.config_docs`), and `python -m auth_proxy --help` prints it."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from .passing import Network, parse_networks
-
+# What passes without a token: GET of these paths (PUBLIC_PATHS' default: the probes) ...
 DEFAULT_PUBLIC_PATHS = (
     "/health",
     "/v2/health/live",
     "/v2/health/ready",
     "/v2/models/cats-dogs-other/ready",
+)
+# ... and with PUBLIC_DOCS, GET / HEAD of the documentation pages and the files they load, by
+# these exact decoded paths (the predictor's rest/docs.py serves exactly these).
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+DOCS_PATHS = frozenset(
+    {"/docs", "/redoc", "/openapi.json", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)}
 )
 # Public gRPC methods: only those whose request carries nothing, so that the proxy can answer
 # an anonymous call without reading its message (grpc_proxy.py). ModelReady names a model:
@@ -35,6 +42,7 @@ SIGNATURE_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
     | {"ES256", "ES256K", "ES384", "ES512", "EdDSA"}
 )
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network  # one entry of TRUSTED_PROXIES
 
 
 class SettingsError(ValueError):
@@ -111,8 +119,16 @@ def _flag(value: str) -> bool:
     return lowered in ("true", "yes", "on", "1")
 
 
-def _networks(value: str) -> tuple[Network, ...]:
-    return parse_networks(value)  # ValueError names the bad entry
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """`TRUSTED_PROXIES`: comma-separated addresses or CIDRs; ValueError names a bad one."""
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"not an address or network: {item!r}") from None
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -124,34 +140,163 @@ class Variable:
 
 
 REQUIRED = object()
-# The proxy's whole configuration: one variable each; the README's table says the same.
+# The proxy's whole configuration: one variable each; its help is docs/configuration.md's.
 VARIABLES: tuple[Variable, ...] = (
-    Variable("OAUTH2_ISSUER", _text, REQUIRED, "the issuer, exactly as in the tokens' iss"),
-    Variable("OAUTH2_AUDIENCE", _names, REQUIRED, "the API identifier(s), comma-separated"),
-    Variable("OAUTH2_JWKS_URI", _text, "", "the key set's URI; empty: OIDC discovery"),
-    Variable("OAUTH2_SCOPE", _text, "get::prediction", "the scope required"),
-    Variable("OAUTH2_ALGORITHMS", _names, ("RS256",), "allowed signature algorithms"),
-    Variable("OAUTH2_LEEWAY_SECONDS", _number(float, at_least=0), 60.0, "clock skew allowed"),
-    Variable("JWKS_CACHE_TTL_SECONDS", _number(float, True), 300.0, "key set refetch period"),
-    Variable("JWKS_MIN_REFRESH_SECONDS", _number(float, at_least=0), 1.0, "fetch spacing"),
-    Variable("JWKS_MAX_BYTES", _number(int, True), 1024 * 1024, "largest key set read"),
+    Variable(
+        "OAUTH2_ISSUER",
+        _text,
+        REQUIRED,
+        "the issuer, exactly as the tokens' iss and its discovery document write it (trailing "
+        "slash included), e.g. https://tenant.eu.auth0.com/",
+    ),
+    Variable(
+        "OAUTH2_AUDIENCE",
+        _names,
+        REQUIRED,
+        "the API identifier(s), comma-separated: a token's aud (string or list) must hold one",
+    ),
+    Variable(
+        "OAUTH2_JWKS_URI",
+        _text,
+        "",
+        "the key set's URI: absolute (https://..., file://...), or relative to the issuer as "
+        "the course gave it (.well-known/jwks.json); empty: OIDC discovery, read from "
+        "<issuer>/.well-known/openid-configuration",
+    ),
+    Variable(
+        "OAUTH2_SCOPE",
+        _text,
+        "get::prediction",
+        "the scope required, found in the token's scope (space-separated), scp (string or "
+        "list) or permissions (list)",
+    ),
+    Variable(
+        "OAUTH2_ALGORITHMS",
+        _names,
+        ("RS256",),
+        "allowed signature algorithms, comma-separated, of RS256/384/512, PS256/384/512, "
+        "ES256, ES256K, ES384, ES512, EdDSA; none, HS256/384/512 and unknown names are refused "
+        "at start",
+    ),
+    Variable(
+        "OAUTH2_LEEWAY_SECONDS",
+        _number(float, at_least=0),
+        60.0,
+        "clock skew allowed on exp, nbf and iat, in seconds",
+    ),
+    Variable(
+        "JWKS_CACHE_TTL_SECONDS",
+        _number(float, True),
+        300.0,
+        "how often the key set is refetched, in seconds: a key the issuer removed stays "
+        "accepted at most this long (Envoy's remote_jwks default is 600 s)",
+    ),
+    Variable(
+        "JWKS_MIN_REFRESH_SECONDS",
+        _number(float, at_least=0),
+        1.0,
+        "at most one extra key-set fetch per this many seconds when tokens name unknown kids: "
+        "an issuer that signs with a new key at once is followed within a second, and a flood "
+        "of made-up kids costs the issuer one fetch a second per pod",
+    ),
+    Variable(
+        "JWKS_MAX_BYTES",
+        _number(int, True),
+        1024 * 1024,
+        "largest discovery document or key set read from the issuer; larger: not ready, with "
+        "the reason",
+    ),
     Variable("AUTH_REALM", _text, "cats-dogs-other", "the realm in WWW-Authenticate"),
-    Variable("PROXY_LISTEN_HOST", _text, "0.0.0.0", "where the three ports listen"),
-    Variable("PROXY_HTTP_PORT", _number(int, True), 9080, "the REST door"),
-    Variable("PROXY_GRPC_PORT", _number(int, True), 9081, "the gRPC door"),
-    Variable("PROXY_ADMIN_PORT", _number(int, True), 9082, "livez, readyz, metrics"),
-    Variable("UPSTREAM_HTTP", _text, "http://127.0.0.1:8080", "the predictor's REST port"),
-    Variable("UPSTREAM_GRPC", _text, "127.0.0.1:8081", "the predictor's gRPC port"),
-    Variable("UPSTREAM_TIMEOUT_SECONDS", _number(float, True), 120.0, "predictor answer wait"),
-    Variable("MAX_BODY_BYTES", _number(int, True), 64 * 1024 * 1024, "largest body / message"),
-    Variable("PUBLIC_PATHS", _names, DEFAULT_PUBLIC_PATHS, "paths GET without a token"),
-    Variable("PUBLIC_DOCS", _flag, True, "/docs, /redoc, /openapi.json, assets w/o a token"),
-    Variable("PUBLIC_GRPC_METHODS", _names, DEFAULT_PUBLIC_GRPC_METHODS, "methods w/o a token"),
-    Variable("CLIENT_IDLE_TIMEOUT_SECONDS", _number(float, True), 30.0, "request head wait"),
-    Variable("CLIENT_BODY_TIMEOUT_SECONDS", _number(float, True), 30.0, "body piece wait"),
-    Variable("TRUSTED_PROXIES", _networks, (), "proxies whose X-Forwarded-* are kept"),
-    Variable("REFUSAL_LOG_LINES", _number(int, True), 20, "refusal lines per 10 s"),
-    Variable("MEMORY_BUDGET_BYTES", _number(int, at_least=0), 0, "bodies in flight; 0: auto"),
+    Variable("PROXY_LISTEN_HOST", _text, "0.0.0.0", "where the proxy's three ports listen"),
+    Variable("PROXY_HTTP_PORT", _number(int, True), 9080, "the REST port"),
+    Variable(
+        "PROXY_GRPC_PORT",
+        _number(int, True),
+        9081,
+        "the gRPC port (HTTP/2, plaintext: TLS ends at the route)",
+    ),
+    Variable(
+        "PROXY_ADMIN_PORT",
+        _number(int, True),
+        9082,
+        "the proxy's own /livez, /readyz (are there signing keys? if not, why) and /metrics, "
+        "and the predictor's metrics at /metrics/predictor (read from UPSTREAM_HTTP at each "
+        "scrape); no token: open it to monitoring only",
+    ),
+    Variable("UPSTREAM_HTTP", _text, "http://127.0.0.1:8080", "the predictor's REST address"),
+    Variable("UPSTREAM_GRPC", _text, "127.0.0.1:8081", "the predictor's gRPC address"),
+    Variable(
+        "UPSTREAM_TIMEOUT_SECONDS",
+        _number(float, True),
+        120.0,
+        "longest wait for the predictor's answer before 504, in seconds; a gRPC call's "
+        "deadline is the caller's, capped at this",
+    ),
+    Variable(
+        "MAX_BODY_BYTES",
+        _number(int, True),
+        64 * 1024 * 1024,
+        "largest request body / gRPC message; larger get 413 / RESOURCE_EXHAUSTED",
+    ),
+    Variable(
+        "PUBLIC_PATHS",
+        _names,
+        DEFAULT_PUBLIC_PATHS,
+        "exact paths, comma-separated, a bodiless GET may reach without a token: the probes",
+    ),
+    Variable(
+        "PUBLIC_DOCS",
+        _flag,
+        True,
+        "/docs, /redoc, /openapi.json and the files they load (/docs/assets/...) pass without "
+        "a token, GET/HEAD, exact paths only: a browser cannot attach a token to a page load, "
+        "and the operations they call still need one; false: behind the token like the rest",
+    ),
+    Variable(
+        "PUBLIC_GRPC_METHODS",
+        _names,
+        DEFAULT_PUBLIC_GRPC_METHODS,
+        "gRPC methods without a token: only ServerLive and ServerReady may be listed (their "
+        "requests carry nothing, so the proxy answers an anonymous call without reading its "
+        "message); ModelReady names a model and needs a token",
+    ),
+    Variable(
+        "CLIENT_IDLE_TIMEOUT_SECONDS",
+        _number(float, True),
+        30.0,
+        "seconds a connection may wait for its next request head to arrive in full, after it "
+        "opened or after its last answer; then it is closed (silent, slow and idle clients)",
+    ),
+    Variable(
+        "CLIENT_BODY_TIMEOUT_SECONDS",
+        _number(float, True),
+        30.0,
+        "longest wait in seconds for the next piece of a request body (a body of up to 1 MiB: "
+        "for all of it); then 408",
+    ),
+    Variable(
+        "TRUSTED_PROXIES",
+        parse_networks,
+        (),
+        "addresses or CIDRs (comma-separated) of proxies in front of this one whose "
+        "X-Forwarded-For / -Proto / -Host / -Port are kept, e.g. the OpenShift router's network",
+    ),
+    Variable(
+        "REFUSAL_LOG_LINES",
+        _number(int, True),
+        20,
+        "refusal log lines per 10 s at most; the rest are counted in /metrics, and the next "
+        "line says how many were left out",
+    ),
+    Variable(
+        "MEMORY_BUDGET_BYTES",
+        _number(int, at_least=0),
+        0,
+        "bytes of admitted bodies and gRPC messages in flight at once; over it: 429 with "
+        "Retry-After: 1 / RESOURCE_EXHAUSTED. 0: three quarters of what the container's memory "
+        "limit leaves above 64 MiB (144 MiB for the Deployment's 256 MiB), 512 MiB without a "
+        "limit. The largest gRPC message read is a sixth of it",
+    ),
 )
 
 

@@ -73,7 +73,8 @@ class SigningKey:
 class Principal:
     """Who the token speaks for, as forwarded to the predictor."""
 
-    subject: str  # the `sub` claim as signed (any Unicode); see `passing` for its header form
+    # The `sub` claim as signed (any Unicode); `forwarded_headers` gives its header form.
+    subject: str
     scopes: tuple[str, ...]  # scope-tokens only: printable ASCII, no spaces
     expires_at: float = 0.0  # the token's exp: until then (plus leeway) it stays valid
 

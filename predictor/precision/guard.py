@@ -10,12 +10,14 @@
 The guard (`judge`): on held-out photos (never used for calibration) the reduced model's top-1
 must agree with FP32's on at least `AGREEMENT_MIN` of them, and its accuracy on the labelled
 ones must not be lower than FP32's. A precision that fails is not served; the log says why.
-These are pure functions of the outputs: quantize.py and loading.py do the work around them.
+These are pure functions of the outputs: quantize.py and runtime/deciding.py do the work around
+them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,11 +99,16 @@ def bf16_unsupported(flags: frozenset[str]) -> str:
     return "this CPU has neither AVX512_BF16 nor AMX-BF16: bf16 would be emulated, slower than fp32"
 
 
-def candidates(choice: str, flags: frozenset[str]) -> tuple[list[str], list[str]]:
-    """(reduced precisions to try for `choice`, lines saying what is skipped and why)."""
+class Candidates(NamedTuple):
+    tried: list[str]  # the reduced precisions to try, in order
+    skipped: list[str]  # one line for each skipped, saying why
+
+
+def candidates(choice: str, flags: frozenset[str]) -> Candidates:
+    """The reduced precisions to try for `choice` on a CPU with `flags`, and those skipped."""
     skipped = []
     wanted = list(REDUCED) if choice == "auto" else [p for p in REDUCED if p == choice]
     if "bf16" in wanted and (why := bf16_unsupported(flags)):
         wanted.remove("bf16")
         skipped.append(f"bf16: {why}")
-    return wanted, skipped
+    return Candidates(tried=wanted, skipped=skipped)

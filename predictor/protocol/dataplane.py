@@ -1,5 +1,5 @@
-"""KServe's data plane as both doors use it: the extensions advertised, and the one lookup of
-"the model by this name, serving this version" that REST and gRPC share."""
+"""KServe's data plane as both doors use it: the extensions advertised, server readiness, and
+the one lookup of "the model by this name, serving this version" that REST and gRPC share."""
 
 from __future__ import annotations
 
@@ -16,9 +16,27 @@ from . import codec
 EXTENSIONS = ("binary_tensor_data", "classification")
 
 
+NO_MODEL = "no model is loaded"
+
+
 class PredictorDataPlane(DataPlane):
     def metadata(self) -> dict:
         return {**super().metadata(), "extensions": list(EXTENSIONS)}
+
+    async def ready(self) -> bool:
+        """Server readiness, for REST `/v2/health/ready` and gRPC `ServerReady` alike: ready
+        when every registered model is loaded and warmed up, and at least one is registered.
+        kserve 0.21 answers true whatever the models' state."""
+        return not await self.not_ready()
+
+    async def not_ready(self) -> str:
+        """Why the server is not ready: the models still loading, by name, or that none is
+        registered; "" once it is ready."""
+        registry = self.model_registry
+        names = list(registry.get_models())
+        if not names:
+            return NO_MODEL
+        return ", ".join([name for name in names if not await registry.is_model_ready(name)])
 
     def decode(self, body, headers, *args, **kwargs):
         """KServe's V1 route parses its JSON body here: bounded first, by its structure (a

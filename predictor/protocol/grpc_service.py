@@ -22,6 +22,7 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.utils.utils import to_headers
 
+from .. import kserve_glue
 from ..errors import BadRequest
 from . import outputs
 from .dataplane import PredictorDataPlane
@@ -33,16 +34,15 @@ logger = logging.getLogger(__name__)
 
 class PredictorServicer(InferenceServicer):
     def __init__(self, data_plane: PredictorDataPlane, model_repository_extension):
-        super().__init__(data_plane, model_repository_extension)
+        super().__init__(
+            **kserve_glue.SERVICER_INIT.keywords(
+                data_plane=data_plane, model_repository_extension=model_repository_extension
+            )
+        )
         self.data_plane = data_plane  # our own reference: KServe's is private
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context) -> pb.ServerReadyResponse:
-        registry = self.data_plane.model_registry
-        names = list(registry.get_models())
-        ready = bool(names)
-        for name in names:
-            ready = ready and await registry.is_model_ready(name)
-        return pb.ServerReadyResponse(ready=ready)
+        return pb.ServerReadyResponse(ready=await self.data_plane.ready())
 
     async def RepositoryModelLoad(self, request, context: ServicerContext):
         await context.abort(StatusCode.UNIMPLEMENTED, REPOSITORY_CLOSED)
@@ -70,7 +70,7 @@ class PredictorServicer(InferenceServicer):
         """KServe's, answering with the requested outputs only (`outputs.py`)."""
         if not await self.data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
             raise ModelNotReady(request.model_name)
-        self.validate_grpc_request(request)
+        kserve_glue.validate_grpc_request(request)
         model = self.data_plane.model_serving(request.model_name, request.model_version)
         # The message as parsed, and again as KServe's InferRequest copies its contents.
         size = request.ByteSize()

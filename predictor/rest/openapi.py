@@ -15,6 +15,7 @@ added here, once, on the document FastAPI caches:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..contract import LABELS, MODEL_NAME, input_types, output_types
@@ -81,7 +82,7 @@ REFUSALS = {
         "Refusal",
         {
             "error": "insufficient_scope",
-            "error_description": f"the token lacks {SCOPE}",
+            "error_description": f"the token lacks the scope {SCOPE}",
             "scope": SCOPE,
         },
     ),
@@ -243,3 +244,17 @@ def describe(document: dict, token_url: str = "") -> dict:
             }
             operation["security"] = [] if public else guarded
     return document
+
+
+class Described:
+    """FastAPI's `app.openapi` hook: the document FastAPI generates, described (`describe`)
+    at the first call and the same dict after. `generate` is FastAPI's own `app.openapi`."""
+
+    def __init__(self, generate: Callable[[], dict], token_url: str = ""):
+        self._generate, self._token_url = generate, token_url
+        self._document: dict | None = None
+
+    def __call__(self) -> dict:
+        if self._document is None:
+            self._document = describe(self._generate(), self._token_url)
+        return self._document

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.datastructures import Default
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
@@ -50,36 +53,67 @@ class Prediction(BaseModel):
 
 
 REPOSITORY_PREFIX = openapi.REPOSITORY_PREFIX
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str = "") -> None:
-    """Add the predictor's routes; call before KServe registers its own. `token_url`: the
-    issuer's token endpoint, offered by `/docs` for OAuth2 client credentials."""
+class Endpoints:
+    """The predictor's routes on one data plane. Each method is one route's endpoint: FastAPI
+    names the operation after it, and its docstring is the operation's description."""
 
-    @app.api_route(REPOSITORY_PREFIX + "/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
-    async def repository_closed(rest: str) -> JSONResponse:
+    def __init__(self, dataplane: PredictorDataPlane):
+        self.dataplane = dataplane
+
+    async def repository_closed(self, rest: str) -> JSONResponse:
         return JSONResponse({"error": "the model-repository extension is not served"}, 404)
 
-    schema = app.openapi
-    described: list[dict] = []
+    async def infer_any_version(self, model_name: str, request: Request) -> Response:
+        """V2 inference: JSON, or the binary-data extension with raw image bytes."""
+        return await self._infer(model_name, None, request)
 
-    def openapi_described() -> dict:
-        if not described:  # FastAPI caches its document: described once, then the same dict
-            described.append(openapi.describe(schema(), token_url))
-        return described[0]
+    async def infer_version(
+        self, model_name: str, model_version: str, request: Request
+    ) -> Response:
+        """V2 inference on the version served (the one `versions` lists); others: 404."""
+        return await self._infer(model_name, model_version, request)
 
-    app.openapi = openapi_described  # type: ignore[method-assign]  # FastAPI's hook
-    install_docs(app, token_url)
+    async def model_metadata(self, model_name: str) -> JSONResponse:
+        """Inputs and outputs, and which model file is live (`versions`, `parameters`)."""
+        return JSONResponse(self.dataplane.get_model_from_registry(model_name).metadata())
 
-    async def served(model_name: str, version: str | None = None) -> CatsDogsOtherModel:
+    async def version_metadata(self, model_name: str, model_version: str) -> JSONResponse:
+        """The metadata, if `model_version` is the version served."""
+        return JSONResponse(self.dataplane.model_serving(model_name, model_version).metadata())
+
+    async def version_ready(self, model_name: str, model_version: str) -> JSONResponse:
+        """Ready, if `model_version` is the version served and loaded."""
+        await self._served(model_name, model_version)
+        return JSONResponse({"name": model_name, "ready": True})
+
+    async def server_ready(self) -> JSONResponse:
+        """Ready only when every registered model is loaded and warmed up."""
+        waiting = await self.dataplane.not_ready()
+        if waiting:  # answered, not raised: no traceback a probe
+            return JSONResponse({"ready": False, "error": f"not ready: {waiting}"}, 503)
+        return JSONResponse({"ready": True})
+
+    async def health(self) -> dict:
+        """The course's health check: the process answers (no token needed behind the proxy)."""
+        return {"status": "OK"}
+
+    async def upload(self, file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's idiom)
+        """The course's route: one image file as multipart part `file`."""
+        model = await self._served(MODEL_NAME)
+        values = await model.classify(ImageBatch(images=(await file.read(),)))
+        return codec.prediction_rows(values)[0]
+
+    async def _served(self, model_name: str, version: str | None = None) -> CatsDogsOtherModel:
         """The model, ready, and serving `version` if one is named."""
-        if not await dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
+        if not await self.dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
             raise ModelNotReady(model_name)
-        return dataplane.model_serving(model_name, version)
+        return self.dataplane.model_serving(model_name, version)
 
-    async def infer(model_name: str, version: str | None, request: Request) -> Response:
-        model = await served(model_name, version)
+    async def _infer(self, model_name: str, version: str | None, request: Request) -> Response:
+        model = await self._served(model_name, version)
         body = await request.body()
         header_length = request.headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
         # What its JSON parses into, bounded and taken from the memory budget before parsing.
@@ -89,7 +123,7 @@ def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str =
                 None, codec.infer_request_from_rest, body, header_length, model_name
             )
             infer_request.model_version = version
-            answer, _ = await dataplane.infer(model_name, infer_request, dict(request.headers))
+            answer, _ = await self.dataplane.infer(model_name, infer_request, dict(request.headers))
         payload, json_length = outputs.to_rest(answer)
         if json_length is None:
             return Response(payload, media_type="application/json")
@@ -99,57 +133,58 @@ def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str =
             headers={INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)},
         )
 
-    @app.post("/v2/models/{model_name}/infer", tags=["V2"], response_model=None)
-    async def infer_any_version(model_name: str, request: Request) -> Response:
-        """V2 inference: JSON, or the binary-data extension with raw image bytes."""
-        return await infer(model_name, None, request)
 
-    @app.post(
-        "/v2/models/{model_name}/versions/{model_version}/infer", tags=["V2"], response_model=None
-    )
-    async def infer_version(model_name: str, model_version: str, request: Request) -> Response:
-        """V2 inference on the version served (the one `versions` lists); others: 404."""
-        return await infer(model_name, model_version, request)
+FROM_ANNOTATION = Default(None)  # FastAPI's own default: the endpoint's return annotation
+GET, POST = ("GET",), ("POST",)
 
-    @app.get("/v2/models/{model_name}", tags=["V2"])
-    async def model_metadata(model_name: str) -> JSONResponse:
-        """Inputs and outputs, and which model file is live (`versions`, `parameters`)."""
-        return JSONResponse(dataplane.get_model_from_registry(model_name).metadata())
 
-    @app.get("/v2/models/{model_name}/versions/{model_version}", tags=["V2"])
-    async def version_metadata(model_name: str, model_version: str) -> JSONResponse:
-        """The metadata, if `model_version` is the version served."""
-        return JSONResponse(dataplane.model_serving(model_name, model_version).metadata())
+@dataclass(frozen=True)
+class Route:
+    """One route: its methods, its path, the name of the `Endpoints` method that answers it,
+    and what the OpenAPI document says of it (FastAPI's `tags`, `response_model`,
+    `include_in_schema`)."""
 
-    @app.get("/v2/models/{model_name}/versions/{model_version}/ready", tags=["V2"])
-    async def version_ready(model_name: str, model_version: str) -> JSONResponse:
-        """Ready, if `model_version` is the version served and loaded."""
-        await served(model_name, model_version)
-        return JSONResponse({"name": model_name, "ready": True})
+    methods: tuple[str, ...]
+    path: str
+    endpoint: str
+    tag: str | None = None
+    response_model: Any = field(default_factory=lambda: FROM_ANNOTATION)
+    include_in_schema: bool = True
 
-    @app.get("/v2/health/ready", tags=["V2"])
-    async def server_ready() -> JSONResponse:
-        """Ready only when every registered model is loaded and warmed up."""
-        registry = dataplane.model_registry
-        waiting = [
-            name for name in registry.get_models() if not await registry.is_model_ready(name)
-        ]
-        if waiting or not registry.get_models():  # answered, not raised: no traceback a probe
-            detail = ", ".join(waiting) or "no model is loaded"
-            return JSONResponse({"ready": False, "error": f"not ready: {detail}"}, 503)
-        return JSONResponse({"ready": True})
 
-    @app.get("/health", tags=["course"])
-    async def health() -> dict:
-        """The course's health check: the process answers (no token needed behind the proxy)."""
-        return {"status": "OK"}
+# fmt: off
+ROUTES = (
+    Route(ALL_METHODS, REPOSITORY_PREFIX + "/{rest:path}", "repository_closed",
+          include_in_schema=False),
+    Route(POST, "/v2/models/{model_name}/infer", "infer_any_version", "V2", response_model=None),
+    Route(POST, "/v2/models/{model_name}/versions/{model_version}/infer", "infer_version", "V2",
+          response_model=None),
+    Route(GET, "/v2/models/{model_name}", "model_metadata", "V2"),
+    Route(GET, "/v2/models/{model_name}/versions/{model_version}", "version_metadata", "V2"),
+    Route(GET, "/v2/models/{model_name}/versions/{model_version}/ready", "version_ready", "V2"),
+    Route(GET, "/v2/health/ready", "server_ready", "V2"),
+    Route(GET, "/health", "health", "course"),
+    Route(POST, "/upload", "upload", "course", response_model=Prediction),
+)
+# fmt: on
 
-    @app.post("/upload", tags=["course"], response_model=Prediction)
-    async def upload(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's idiom)
-        """The course's route: one image file as multipart part `file`."""
-        model = await served(MODEL_NAME)
-        values = await model.classify(ImageBatch(images=(await file.read(),)))
-        return codec.prediction_rows(values)[0]
+
+def install_routes(app: FastAPI, dataplane: PredictorDataPlane, token_url: str = "") -> None:
+    """Add the predictor's routes (`ROUTES`), the docs pages and the described OpenAPI document;
+    call before KServe registers its own. `token_url`: the issuer's token endpoint, offered by
+    `/docs` for OAuth2 client credentials."""
+    app.openapi = openapi.Described(app.openapi, token_url)  # type: ignore[method-assign]
+    install_docs(app, token_url)
+    endpoints = Endpoints(dataplane)
+    for route in ROUTES:
+        app.add_api_route(
+            route.path,
+            getattr(endpoints, route.endpoint),
+            methods=list(route.methods),
+            tags=[route.tag] if route.tag else None,
+            response_model=route.response_model,
+            include_in_schema=route.include_in_schema,
+        )
 
 
 def install_error_answers(app: FastAPI) -> None:

@@ -4,11 +4,11 @@ A cold load imports TensorFlow, converts the model to OpenVINO, measures both ru
 batch size, and for a reduced precision quantizes and judges it: ~30 s for the demo model, a
 minute for VGG16. All of it depends only on the model file, the CPU, the thread count, the
 options that chose it and the software that did it, so an entry is keyed by exactly those
-(`key`; "software" includes the predictor's own sources). An entry holds the OpenVINO model
-that is served (`model.xml` + `model.bin`, FP32 weights as converted, or as quantized) and
-`decisions.json` (runtime, precision, the guard's verdicts, the batch size, each file's
-SHA-256, checked before the files are used). A warm start reads them and compiles: no
-TensorFlow, no conversion, no measuring.
+(cache_key.py; "software" includes the predictor's code that decides). An entry holds the
+OpenVINO model that is served (`model.xml` + `model.bin`, FP32 weights as converted, or as
+quantized) and `decisions.json` (the `Decisions` of decisions.py: runtime, precision, the
+guard's verdicts, the batch size; beside them each file's SHA-256, checked before the files are
+used). A warm start reads them and compiles: no TensorFlow, no conversion, no measuring.
 
 Entries are written once, whole, to a temporary folder renamed into place, so a reader (another
 replica on a shared volume, or this one after a crash) sees a whole entry or none, and are never
@@ -28,24 +28,22 @@ compiled, as runtimes.py checks a Keras model's. Anything else: deleted, one war
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from ..contract import LABELS, PIXELS_SHAPE
 from ..sources.cache import read_capped, sha256_of
+from .base import first_line
+from .decisions import Decisions
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what an entry holds, or how it is decided, changes
 DECISIONS = "decisions.json"
 MODEL_XML = "model.xml"
 MODEL_BIN = "model.bin"
@@ -61,63 +59,20 @@ FILES = {
 MOST_BYTES = {DECISIONS: 1 << 20, MODEL_XML: 64 << 20, MODEL_BIN: 4 << 30}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (an entry measured on one CPU says nothing about another)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def key(**inputs: object) -> str:
-    """The entry's name: a digest of what the decisions depend on (`inputs`: the model's
-    SHA-256, threads, options...) plus the CPU and the software versions."""
-    material = {
-        **{name: str(value) for name, value in inputs.items()},
-        "format": FORMAT,
-        "cpu": cpu_model(),
-        "cpu_flags": hashlib.sha256(" ".join(sorted(_flags())).encode()).hexdigest()[:16],
-        "openvino": _version("openvino"),
-        "nncf": _version("nncf"),
-        "tensorflow": _version("tensorflow-cpu"),
-        "keras": _version("keras"),
-        "code": _code_digest(),
-    }
-    encoded = json.dumps(material, sort_keys=True).encode()
-    return hashlib.sha256(encoded).hexdigest()[:32]
-
-
-def _code_digest() -> str:
-    """The predictor's own sources: the guard, the quantizer's settings, the decoding and the
-    measuring all shape an entry, so a new version of them decides again."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parents[1].rglob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _flags() -> frozenset[str]:
-    from ..precision.guard import cpu_flags
-
-    return cpu_flags()
-
-
 class Damaged(ValueError):
     """An entry that is not what `save` wrote: deleted, and the load done cold."""
 
 
 STALE_STAGING_SECONDS = 3600  # a writer that crashed left it; no load takes this long
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A usable entry, read: its decisions, and the OpenVINO model it holds (None when
+    TensorFlow serves: the load opens the model file again)."""
+
+    decisions: Decisions
+    model: object | None
 
 
 @dataclass
@@ -128,8 +83,8 @@ class Entry:
     def under(cls, cache_dir: Path, name: str) -> Entry:
         return cls(cache_dir / "compiled" / name)
 
-    def read(self) -> tuple[dict, object | None] | None:
-        """(decisions, OpenVINO model or None), or None when there is no usable entry. A
+    def read(self) -> Cached | None:
+        """The entry's decisions and model, or None when there is no usable entry. A
         damaged entry (unparsable, incomplete, holding anything `save` does not write, files
         whose SHA-256 is not the one saved, a model not of the contract's shape) is deleted;
         one that cannot be read now (I/O error) is left for a later start."""
@@ -141,34 +96,39 @@ class Entry:
             logger.warning("compiled-model cache %s not read (%s): loading cold", self.folder, exc)
             return None
         try:
-            if not stat.S_ISDIR(kind):
-                raise Damaged("the entry is not a folder (a link, or a file)")
-            names = listed(self.folder)
-            regular_file(self.folder, DECISIONS)
-            text = read_capped(self.folder / DECISIONS, MOST_BYTES[DECISIONS])
-            decisions = checked(json.loads(text))
-            if extra := names - FILES[decisions["runtime"]]:
-                runtime = decisions["runtime"]
-                raise Damaged(f"holds {sorted(extra)[0]!r}, which a {runtime} entry does not")
-            model = None
-            if decisions["runtime"] == "openvino":
-                for name, digest in sorted(decisions["files"].items()):
-                    regular_file(self.folder, name)
-                    if sha256_of(self.folder / name, MOST_BYTES[name]) != digest:
-                        raise Damaged(f"{name} is not the file saved")
-                model = read_openvino(self.folder / MODEL_XML)
-            return decisions, model
+            return self._checked(kind)
         except (
             ValueError,
             KeyError,
             TypeError,
             FileNotFoundError,
             RecursionError,
-        ) as exc:  # Damaged, refused, JSON (nested past Python's limit too), a part missing
+        ) as exc:  # Damaged, InvalidDecisions, JSON (nested past the recursion limit), a part gone
             self.discard(f"unusable ({exc})")
         except Exception as exc:  # an I/O error
             logger.warning("compiled-model cache %s not read (%s): loading cold", self.folder, exc)
         return None
+
+    def _checked(self, kind: int) -> Cached:
+        """The entry as `save` wrote it (`kind`: its folder's mode, by lstat), or an exception
+        saying what is not: each check before anything it protects is opened."""
+        if not stat.S_ISDIR(kind):
+            raise Damaged("the entry is not a folder (a link, or a file)")
+        names = listed(self.folder)
+        regular_file(self.folder, DECISIONS)
+        saved = json.loads(read_capped(self.folder / DECISIONS, MOST_BYTES[DECISIONS]))
+        decisions = Decisions.from_json(saved)
+        files = file_digests(saved, decisions.runtime)
+        if extra := names - FILES[decisions.runtime]:
+            runtime = decisions.runtime
+            raise Damaged(f"holds {sorted(extra)[0]!r}, which a {runtime} entry does not")
+        if decisions.runtime != "openvino":
+            return Cached(decisions, None)
+        for name, digest in sorted(files.items()):
+            regular_file(self.folder, name)
+            if sha256_of(self.folder / name, MOST_BYTES[name]) != digest:
+                raise Damaged(f"{name} is not the file saved")
+        return Cached(decisions, read_openvino(self.folder / MODEL_XML))
 
     def discard(self, why: str) -> None:
         logger.warning("compiled-model cache %s %s: deleted, loading cold", self.folder, why)
@@ -178,7 +138,7 @@ class Entry:
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def save(self, decisions: dict, model: object | None) -> None:
+    def save(self, decisions: Decisions, model: object | None) -> None:
         """Write the entry whole, or leave none: any failure (a full disk, a read-only volume)
         only costs the next start its time."""
         staging = None
@@ -195,7 +155,7 @@ class Entry:
                 files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
                 if set(files) | {DECISIONS} != FILES["openvino"]:  # read() would refuse it
                     raise Damaged(f"OpenVINO wrote {sorted(files)}, not {MODEL_XML} + {MODEL_BIN}")
-            text = json.dumps({**decisions, "files": files}, indent=1, sort_keys=True)
+            text = json.dumps({**decisions.to_json(), "files": files}, indent=1, sort_keys=True)
             (staging / DECISIONS).write_text(text)
             if not self.folder.exists():  # else another replica wrote the same entry
                 os.rename(staging, self.folder)
@@ -206,30 +166,15 @@ class Entry:
                 shutil.rmtree(staging, ignore_errors=True)
 
 
-def checked(decisions: object) -> dict:
-    """The decisions as `save` wrote them, or Damaged."""
-    if not isinstance(decisions, dict):
-        raise Damaged("decisions.json is not an object")
-    if decisions.get("runtime") not in ("openvino", "tensorflow"):
-        raise Damaged("no runtime")
-    if decisions.get("precision") not in ("fp32", "int8", "bf16"):
-        raise Damaged("no precision")
-    size = decisions.get("max_batch_size")
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1024:
-        raise Damaged("no batch size")
-    files = decisions.get("files")
-    if not isinstance(files, dict) or set(files) != FILES[decisions["runtime"]] - {DECISIONS}:
+def file_digests(saved: dict, runtime: str) -> dict[str, str]:
+    """The SHA-256 of each file beside decisions.json, as `save` wrote them (the files of the
+    entry's runtime, no other name), or Damaged."""
+    files = saved.get("files")
+    if not isinstance(files, dict) or set(files) != FILES[runtime] - {DECISIONS}:
         raise Damaged("no file list (or not the files of its runtime)")
     if not all(isinstance(digest, str) for digest in files.values()):
         raise Damaged("malformed file list")
-    verdicts = decisions.get("verdicts")
-    fields = {"precision": str, "passed": bool, "agreement": float, "reason": str}
-    if not isinstance(verdicts, list) or not all(
-        isinstance(v, dict) and all(isinstance(v.get(f), t) for f, t in fields.items())
-        for v in verdicts
-    ):
-        raise Damaged("malformed verdicts")
-    return decisions
+    return files
 
 
 def _remove_stale_staging(folder: Path) -> None:
@@ -277,9 +222,7 @@ def read_openvino(xml: Path):
     try:
         model = ov.Core().read_model(xml)
     except RuntimeError as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0][:200] if text else type(exc).__name__
-        raise Damaged(f"not an OpenVINO model ({first})") from None
+        raise Damaged(f"not an OpenVINO model ({first_line(exc)})") from None
     if problem := contract_problem(model):
         raise Damaged(problem)
     return model

@@ -1,5 +1,7 @@
-"""Load the model to serve: warm from the compiled-model cache when it holds this load's
-decisions, else cold (runtime/runtimes.py's FP32 choice, then the precision asked for), saving them.
+"""Load the model to serve, in steps: the cache entry for this load (`entry_for`), then warm from
+it (`warm_from_cache`), or cold: decided in a child process that saves an entry, then warm from
+that (`decided_in_child`), or decided here (`decide_here`: deciding.py's `decide`, then `keep`,
+then `free`).
 
 A warm start compiles the cached OpenVINO model and is ready: it never imports TensorFlow
 (a model served by TensorFlow still loads with it, but skips converting and measuring).
@@ -9,13 +11,15 @@ quantization take ~1 GB that a process keeps once it has touched it (measured: 1
 resident after a cold start of the demo model in-process, against ~0.4 GB warm), and a 2 GiB
 pod needs that room for requests.
 A cold start with a reduced precision quantizes (int8) or recompiles (bf16), runs the guard
-(precision/guard.py) on the held-out photos and serves the precision that passed, FP32 otherwise.
+(precision/guard.py) on the held-out photos and serves the precision that passed, FP32 otherwise
+(deciding.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,22 +27,60 @@ import numpy as np
 
 from ..contract import PIXELS_SHAPE
 from ..imaging import ImageLimits
-from ..precision import calibration, guard
-from .compiled_cache import Entry, key
+from ..precision import calibration
+from .base import ModelFileError, Runtime, first_line
+from .cache_key import key
+from .compiled_cache import Cached, Entry
 from .cpus import available_cpus
-from .measure import best_batch_size, images_per_second
-from .runtimes import ModelFileError, OpenVINORuntime, Runtime, _first_line, convert, load_runtime
+from .deciding import Decided, decide
+from .deciding import run as run  # as `loading.run` too: tests/predictor/test_hostile_inputs
+from .decisions import Decisions
+from .runtimes import OpenVINORuntime, load_runtime
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a load is asked for, besides the model: each option but `cache_dir` shapes the
+    decisions, so each is part of the entry's key. A child deciding for the load gets these."""
+
+    choice: str  # the runtime: "auto", "openvino" or "tensorflow"
+    wanted: str  # the precision: "fp32", "int8", "bf16" or "auto"
+    threads: int
+    max_batch_size: int  # 0: measured at the cold load
+    cache_dir: Path
+    calibration_dir: Path
+    limits: ImageLimits | None
+
+
+@dataclass(frozen=True)
+class Served:
+    """A runtime ready to serve, and the decisions it was made from."""
+
+    runtime: Runtime
+    decisions: Decisions
+
+
 @dataclass
 class Loaded:
+    """What a load gives the server: the runtime, the decisions it was made from, the cache
+    entry that holds them, whether an earlier start decided them, and how long it took."""
+
     runtime: Runtime
-    decisions: dict  # what the cache keeps: runtime, precision, verdicts, max_batch_size
+    decisions: Decisions
     entry: Entry
-    from_cache: bool
+    from_cache: bool  # decided at an earlier start (not by this load, here or in its child)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """This load's cache entry, and the calibration photos' fingerprint in its key ("" for
+    FP32, which reads none)."""
+
+    entry: Entry
+    photos: str
 
 
 def load(
@@ -56,87 +98,143 @@ def load(
 ) -> Loaded:
     """`max_batch_size` 0: measured at a cold load (best_batch_size), kept with the rest.
     `isolated`: a cold load decides in a child process, then loads what it saved."""
-    threads = threads or available_cpus()
-    photos_key = ""
-    if wanted != "fp32":
-        try:
-            photos_key = calibration.fingerprint(calibration_dir, limits)
-        except (calibration.CalibrationError, OSError) as exc:
-            photos_key = f"unusable: {exc}"
-    entry = Entry.under(
-        cache_dir,
-        key(
-            model=sha256,
-            runtime=choice,
-            precision=wanted,
-            threads=threads,
-            photos=photos_key,
-            max_batch_size=max_batch_size,
-        ),
+    options = LoadOptions(
+        choice=choice,
+        wanted=wanted,
+        threads=threads or available_cpus(),
+        max_batch_size=max_batch_size,
+        cache_dir=cache_dir,
+        calibration_dir=calibration_dir,
+        limits=limits,
     )
     started = time.monotonic()
-    served: Runtime
-    cached = entry.read()
-    if cached is not None:
+    keyed = entry_for(sha256, options)
+    served = warm_from_cache(path, keyed.entry, options.threads)
+    from_cache = served is not None
+    if served is None and isolated and options.choice != "tensorflow":
+        served = decided_in_child(path, sha256, options, keyed.entry)
+    if served is None:
+        served = decide_here(path, options, keyed)
+    seconds = {"load": time.monotonic() - started}
+    return Loaded(served.runtime, served.decisions, keyed.entry, from_cache, seconds)
+
+
+def entry_for(sha256: str, options: LoadOptions) -> Keyed:
+    """The cache entry of this load: its key names the model, every option that shapes the
+    decisions and, for a reduced precision, the calibration photos (the guard's verdicts
+    depend on them; an unusable folder is keyed by why, so fixing it decides again)."""
+    photos = ""
+    if options.wanted != "fp32":
         try:
-            served = warm(path, threads, *cached)
-            logger.info(
-                "runtime %s, precision %s: decided at an earlier start (cache %s)",
-                served.name,
-                served.precision,
-                entry.folder.name,
-            )
-            return Loaded(served, cached[0], entry, True, {"load": time.monotonic() - started})
-        except Exception as exc:  # a model OpenVINO read but cannot compile or run
-            entry.discard(f"cannot be served ({_first_line(exc)})")
-    if isolated and choice != "tensorflow":
-        options = dict(
-            choice=choice,
-            wanted=wanted,
-            threads=threads,
-            max_batch_size=max_batch_size,
-            cache_dir=cache_dir,
-            calibration_dir=calibration_dir,
-            limits=limits,
+            photos = calibration.fingerprint(options.calibration_dir, options.limits)
+        except (calibration.CalibrationError, OSError) as exc:
+            photos = f"unusable: {exc}"
+    name = key(
+        model=sha256,
+        runtime=options.choice,
+        precision=options.wanted,
+        threads=options.threads,
+        photos=photos,
+        max_batch_size=options.max_batch_size,
+    )
+    return Keyed(Entry.under(options.cache_dir, name), photos)
+
+
+def warm_from_cache(path: Path, entry: Entry, threads: int) -> Served | None:
+    """The runtime an earlier start decided, from its entry, or None when there is none to use
+    (none, or one that is damaged or cannot be served here: deleted, and the load goes cold)."""
+    cached = entry.read()
+    runtime = None if cached is None else serve_entry(path, entry, cached, threads)
+    if cached is None or runtime is None:
+        return None
+    logger.info(
+        "runtime %s, precision %s: decided at an earlier start (cache %s)",
+        runtime.name,
+        runtime.precision,
+        entry.folder.name,
+    )
+    return Served(runtime, cached.decisions)
+
+
+def decided_in_child(path: Path, sha256: str, options: LoadOptions, entry: Entry) -> Served | None:
+    """Decide in a child process, which saves the entry and exits (with the memory deciding
+    took), then serve the entry it saved. None when it could not keep one (a read-only or full
+    cache) or the one it kept cannot be served here: this process then decides itself."""
+    logger.info("deciding how to serve the model in a child process (cold start)")
+    decide_in_child(path, sha256, options)
+    cached = entry.read()
+    if cached is None:
+        logger.warning(
+            "the load's decisions could not be kept in %s: deciding again in this process",
+            entry.folder.parent,
         )
-        logger.info("deciding how to serve the model in a child process (cold start)")
-        decide_in_child(path, sha256, options)
-        cached = entry.read()
-        if cached is not None:
-            try:
-                served = warm(path, threads, *cached)
-                seconds = {"load": time.monotonic() - started}
-                return Loaded(served, cached[0], entry, False, seconds)
-            except Exception as exc:  # as above: the entry it wrote cannot be served here
-                entry.discard(f"cannot be served ({_first_line(exc)})")
-        else:
-            logger.warning(
-                "the load's decisions could not be kept in %s: deciding again in this process",
-                entry.folder.parent,
-            )
-    fp32 = load_runtime(path, choice, threads)
-    served = fp32
-    verdicts: list[guard.Verdict] = []
-    photos_digest = ""
-    if wanted != "fp32":
-        served, verdicts, photos_digest = reduce(fp32, wanted, threads, calibration_dir, limits)
-    decisions = {
-        "runtime": served.name,
-        "precision": served.precision,
-        "verdicts": [verdict.as_dict() for verdict in verdicts],
-        "max_batch_size": max_batch_size or best_batch_size(served),
-    }
-    source = getattr(served, "source", None) if served.name == "openvino" else None
-    if photos_digest in ("", photos_key):  # else the folder changed while it was read
-        entry.save(decisions, source)
-    for runtime in (fp32, served):
+        return None
+    runtime = serve_entry(path, entry, cached, options.threads)
+    return None if runtime is None else Served(runtime, cached.decisions)
+
+
+def decide_here(path: Path, options: LoadOptions, keyed: Keyed) -> Served:
+    """The cold load in this process: decide (deciding.py), keep what was decided for the next
+    start, free what serving does not need."""
+    decided = decide(
+        path,
+        choice=options.choice,
+        wanted=options.wanted,
+        threads=options.threads,
+        max_batch_size=options.max_batch_size,
+        calibration_dir=options.calibration_dir,
+        limits=options.limits,
+    )
+    keep(keyed, decided)
+    free(decided)
+    return Served(decided.runtime, decided.decisions)
+
+
+def keep(keyed: Keyed, decided: Decided) -> None:
+    """Save the decisions and the model served as this load's entry, unless the calibration
+    folder changed while the load read it: the key would name photos the verdicts were not
+    judged on."""
+    if decided.photos_digest in ("", keyed.photos):
+        keyed.entry.save(decided.decisions, decided.openvino_model)
+
+
+def free(decided: Decided) -> None:
+    """Drop the OpenVINO models the runtimes were compiled from, once saved: their weights are
+    hundreds of MB for VGG16, and the compiled models hold their own copy."""
+    for runtime in (decided.fp32, decided.runtime):
         if isinstance(runtime, OpenVINORuntime):
-            runtime.source = None  # its weights: hundreds of MB for VGG16
-    return Loaded(served, decisions, entry, False, {"load": time.monotonic() - started})
+            runtime.source = None
 
 
-def decide_in_child(path: Path, sha256: str, options: dict, target=None) -> None:
-    """Run a cold `load` in a child process that saves its entry and exits, returning its
+def serve_entry(path: Path, entry: Entry, cached: Cached, threads: int) -> Runtime | None:
+    """The entry's runtime compiled and warmed up, or None if it cannot be: an entry OpenVINO
+    read but cannot compile or run here is deleted (no later start could serve it either)."""
+    try:
+        return warm(path, threads, cached)
+    except Exception as exc:  # a model OpenVINO read but cannot compile or run
+        entry.discard(f"cannot be served ({first_line(exc)})")
+        return None
+
+
+def warm(path: Path, threads: int, cached: Cached) -> Runtime:
+    """The runtime an entry describes, compiled and warmed up as a cold load leaves it."""
+    served: Runtime
+    if cached.model is not None:
+        served = OpenVINORuntime.compile(cached.model, threads, cached.decisions.precision)
+        served.source = None
+    else:
+        served = load_runtime(path, "tensorflow", threads)
+    served(np.zeros((1, *PIXELS_SHAPE), dtype=np.float32))
+    return served
+
+
+# -- the child process that decides ------------------------------------------------------------
+
+
+def decide_in_child(
+    path: Path, sha256: str, options: LoadOptions, target: Callable[..., None] | None = None
+) -> None:
+    """Run a cold load in a child process that saves its entry and exits, returning its
     memory. A refusal there (a model that is not the contract's, say) is raised here with its
     message; a child that dies (killed for memory) is a ModelFileError saying so."""
     import multiprocessing
@@ -174,7 +272,7 @@ def _log_format() -> tuple[str, str | None] | None:
     return (formatter._fmt or "", formatter.datefmt) if formatter is not None else None
 
 
-def _decide(path: Path, sha256: str, options: dict, sending, log_format) -> None:
+def _decide(path: Path, sha256: str, options: LoadOptions, sending, log_format) -> None:
     """The child's side: the cold load, its log lines in the server's format, its outcome."""
     from .. import logsafe
 
@@ -186,107 +284,13 @@ def _decide(path: Path, sha256: str, options: dict, sending, log_format) -> None
     ours.setLevel(logging.INFO)
     logsafe.install()
     try:
-        load(path, sha256, **options)
+        keyed = entry_for(sha256, options)  # the parent's: the same inputs, the same key
+        # An entry saved since the parent looked (by another replica on a shared volume) is
+        # served as it is; none, and the child decides.
+        if warm_from_cache(path, keyed.entry, options.threads) is None:
+            decide_here(path, options, keyed)
         sending.send(("ok", ""))
     except BaseException as exc:  # told to the parent, which decides what it means
         sending.send((type(exc).__name__, str(exc).strip()[:2000] or type(exc).__name__))
     finally:
         sending.close()
-
-
-def warm(path: Path, threads: int, decisions: dict, model) -> Runtime:
-    """The runtime an entry describes, compiled and warmed up as a cold load leaves it."""
-    served: Runtime
-    if model is not None:
-        served = OpenVINORuntime.compile(model, threads, decisions["precision"])
-        served.source = None
-    else:
-        served = load_runtime(path, "tensorflow", threads)
-    served(np.zeros((1, *PIXELS_SHAPE), dtype=np.float32))
-    return served
-
-
-def reduce(
-    fp32: Runtime,
-    wanted: str,
-    threads: int,
-    calibration_dir: Path,
-    limits: ImageLimits | None = None,
-) -> tuple[Runtime, list[guard.Verdict], str]:
-    """The reduced-precision runtime that passes the guard (for `auto`, the fastest of them
-    and FP32), or `fp32` itself; the guard's verdicts; the calibration photos' digest."""
-    tried, skipped = guard.candidates(wanted, guard.cpu_flags())
-    for line in skipped:  # asked for by name: a warning; one of auto's candidates: news
-        level = logging.INFO if wanted == "auto" else logging.WARNING
-        logger.log(level, "precision %s%s", line, "" if wanted == "auto" else ": serving fp32")
-    if not tried:
-        return fp32, [], ""
-    try:
-        photos = calibration.load(calibration_dir, limits)
-        source = openvino_source(fp32, photos.held_out)
-    except Exception as exc:  # a model OpenVINO cannot convert, a calibration folder unusable
-        logger.warning("precision %s not tried (%s): serving fp32", wanted, _first_line(exc))
-        return fp32, [], ""
-    logger.info("precision: calibration photos from %s: %s", calibration_dir, photos.describe())
-    reference = run(fp32, photos.held_out)
-    passing: list[Runtime] = []
-    verdicts = []
-    for candidate in tried:
-        started = time.monotonic()
-        model = quantize_int8(source, photos.calibration) if candidate == "int8" else source
-        runtime = OpenVINORuntime.compile(model, threads, candidate)
-        verdict = guard.judge(
-            candidate, reference, run(runtime, photos.held_out), photos.held_out_labels
-        )
-        verdicts.append(verdict)
-        took = time.monotonic() - started
-        if verdict.passed:
-            passing.append(runtime)
-            logger.info(
-                "precision %s passed the guard in %.1f s: %s", candidate, took, verdict.describe()
-            )
-        else:
-            logger.warning(
-                "precision %s refused by the guard (%s; %s)",
-                candidate,
-                verdict.reason,
-                verdict.describe(),
-            )
-    if not passing:
-        logger.warning("precision %s: no reduced precision passed the guard: serving fp32", wanted)
-        return fp32, verdicts, photos.digest
-    if wanted != "auto":
-        return passing[0], verdicts, photos.digest
-    return fastest([fp32, *passing], photos.held_out[:4]), verdicts, photos.digest
-
-
-def openvino_source(fp32: Runtime, pixels: np.ndarray):
-    """The FP32 OpenVINO model to reduce: the one served, or, when TensorFlow serves, a fresh
-    conversion held to the same check as runtime/runtimes.py's (Keras's values within 1e-4)."""
-    if isinstance(fp32, OpenVINORuntime) and fp32.source is not None:
-        return fp32.source
-    converted = convert(fp32.model)  # type: ignore[attr-defined]  # a KerasRuntime
-    check = OpenVINORuntime.compile(converted, 1)
-    difference = float(np.abs(run(check, pixels) - run(fp32, pixels)).max())
-    if difference > 1e-4:
-        raise ValueError(f"OpenVINO's outputs differ from Keras's by {difference:.1e}")
-    return converted
-
-
-def quantize_int8(source, pixels: np.ndarray):
-    from ..precision.quantize import quantize_int8 as quantize
-
-    return quantize(source, pixels)
-
-
-def run(runtime: Runtime, pixels: np.ndarray, batch: int = 8) -> np.ndarray:
-    return np.concatenate([runtime(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
-
-
-def fastest(runtimes: list[Runtime], pixels: np.ndarray) -> Runtime:
-    speeds = [images_per_second(r, pixels, callers=r.parallel)[0] for r in runtimes]
-    logger.info(
-        "precision auto: %s",
-        ", ".join(f"{r.precision} {s:.1f} images/s" for r, s in zip(runtimes, speeds, strict=True)),
-    )
-    return runtimes[int(np.argmax(speeds))]

@@ -7,21 +7,24 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
 from ..contract import PIXELS_SHAPE
+from .base import Runtime
 
-if TYPE_CHECKING:
-    from .runtimes import Runtime
+
+class Speed(NamedTuple):
+    rate: float  # images per second, all callers together
+    seconds_per_call: float  # mean wall-clock seconds of one call
 
 
 def images_per_second(
     runtime: Runtime, pixels: np.ndarray, callers: int = 1, seconds: float = 0.5
-) -> tuple[float, float]:
+) -> Speed:
     """`callers` threads calling `runtime(pixels)` back to back for `seconds` (at least two
-    calls each, after one warm-up call each): (images per second, mean seconds per call)."""
+    calls each, after one warm-up call each)."""
     start = threading.Barrier(callers + 1)
 
     def caller() -> int:
@@ -39,7 +42,7 @@ def images_per_second(
         began = time.perf_counter()
         calls = sum(future.result() for future in futures)
     elapsed = time.perf_counter() - began
-    return calls * len(pixels) / elapsed, elapsed * callers / calls
+    return Speed(rate=calls * len(pixels) / elapsed, seconds_per_call=elapsed * callers / calls)
 
 
 def best_batch_size(runtime: Runtime, most: int = 32, seconds: float = 0.25) -> int:
@@ -57,8 +60,9 @@ def best_batch_size(runtime: Runtime, most: int = 32, seconds: float = 0.25) -> 
     batch = 1
     while batch <= most:
         pixels = np.zeros((batch, *PIXELS_SHAPE), dtype=np.float32)
-        rates[batch], per_call = images_per_second(runtime, pixels, runtime.parallel, seconds)
-        if per_call > 0.5 or rates[batch] < 0.9 * max(rates.values()):
+        speed = images_per_second(runtime, pixels, runtime.parallel, seconds)
+        rates[batch] = speed.rate
+        if speed.seconds_per_call > 0.5 or speed.rate < 0.9 * max(rates.values()):
             break
         batch *= 2
     best = max(rates.values())

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .runtimes import ModelFileError
+from .base import ModelFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CONFIG_NAMES = frozenset({"config.json", "metadata.json"})

@@ -18,38 +18,17 @@ import queue
 import tempfile
 import threading
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ..contract import LABELS, PIXELS_SHAPE
+from .base import ModelFileError, Runtime, first_line
 from .cpus import available_cpus
 from .measure import images_per_second
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "openvino", "tensorflow")
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's message cut to one line a log or an answer can carry."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-class Runtime(Protocol):
-    """What the server needs of a runtime: float32 [N, 224, 224, 3] in, float32 [N, 3] out,
-    and how many calls it runs at once (`parallel`: the batcher keeps that many in flight)."""
-
-    name: str
-    parallel: int
-    precision: str  # "fp32", "int8" or "bf16" (precision/guard.py)
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
-
-
-class ModelFileError(ValueError):
-    """The model file cannot be served: unreadable, not Keras, or not the contract's shape."""
 
 
 class KerasRuntime:
@@ -86,7 +65,7 @@ class KerasRuntime:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # Keras raises many types for a file that is not a model.
-            reason = _first_line(exc)
+            reason = first_line(exc)
             raise ModelFileError(f"{path} is not a loadable Keras model: {reason}") from exc
         return cls(model)
 
@@ -231,7 +210,7 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None) -
             for values in openvino_runtime.outputs_per_compiled_model(probe).values()
         )
     except Exception as exc:  # any converter failure: serve with TensorFlow instead
-        reason = _first_line(exc)
+        reason = first_line(exc)
         if choice == "openvino":
             raise ModelFileError(f"OpenVINO cannot run this model: {reason}") from exc
         logger.warning("OpenVINO cannot run this model (%s): serving with TensorFlow", reason)
@@ -245,7 +224,7 @@ def load_runtime(path: Path, choice: str = "auto", threads: int | None = None) -
     if choice == "openvino":
         return openvino_runtime
     speeds = {
-        runtime.name: images_per_second(runtime, probe)[0]
+        runtime.name: images_per_second(runtime, probe).rate
         for runtime in (keras_runtime, openvino_runtime)
     }
     chosen = openvino_runtime if speeds["openvino"] >= speeds["tensorflow"] else keras_runtime

@@ -1,5 +1,6 @@
-"""Fixtures: an echoing upstream, and real proxy processes in front of the echo server or of
-recorders (the issuer and the proxy in front of the predictor are in tests/conftest.py)."""
+"""Fixtures: an echoing upstream, and real proxy processes in front of the echo server, of
+recorders, or of the predictor with the OIDC provider's tokens (the issuer, the provider and
+the proxy in front of the predictor are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from support.servers import free_port, start_proxy
 
 
 class EchoHandler(BaseHTTPRequestHandler):
-    """Answers with what it received; `/slow` first sleeps 3 s; `/big` streams 5 MB."""
+    """Answers 200 to any method and path with what it received, and adds the request line's
+    method and target to its server's `received`; `/slow` first sleeps 3 s; `/big` streams
+    5 MB."""
 
     protocol_version = "HTTP/1.1"
+    server: EchoServer
 
     def _answer(self):
+        # The target as the request line wrote it (`self.path` has leading slashes collapsed).
+        self.server.received.append((self.command, self.requestline.split(" ")[1]))
         body = self._read_body()
         if self.path.startswith("/slow"):
             time.sleep(3)
@@ -58,13 +64,25 @@ class EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
+class EchoServer(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", free_port()), EchoHandler)
+        self.received: list[tuple[str, str]] = []  # (method, target) of each request, in order
+        self.port = self.server_address[1]
+
+
 @pytest.fixture(scope="module")
-def echo_url():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), EchoHandler)
+def echo_server():
+    server = EchoServer()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def echo_url(echo_server):
+    return f"http://127.0.0.1:{echo_server.port}"
 
 
 @pytest.fixture(scope="module")

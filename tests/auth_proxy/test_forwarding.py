@@ -1,4 +1,4 @@
-"""What passes the REST door, how it is forwarded, and what the proxy answers when the
+"""What passes the proxy's REST port, how it is forwarded, and what the proxy answers when the
 predictor cannot: headers, streaming, body limits, 502, 504, the probe allow-list."""
 
 from __future__ import annotations

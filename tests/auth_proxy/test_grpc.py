@@ -1,4 +1,4 @@
-"""The gRPC door: tokens from `authorization` metadata, probes without one, messages passed
+"""The proxy's gRPC port: tokens from `authorization` metadata, probes without one, messages passed
 through unchanged, the predictor's own statuses and deadlines kept."""
 
 from __future__ import annotations

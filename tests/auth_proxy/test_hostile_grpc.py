@@ -1,5 +1,5 @@
-"""The gRPC door against a hostile client: anonymous calls cost no memory, metadata follows
-the REST door's rule, odd claims are answered, deadlines are capped, the model-repository
+"""The proxy's gRPC port against a hostile client: anonymous calls cost no memory, metadata
+follows the REST port's rule, odd claims are answered, deadlines are capped, the model-repository
 extension is closed. Raw byte messages where the test needs sizes protobuf would not allow."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def raw_call(port: int, method: str, message: bytes, **kwargs):
         return channel.unary_unary(SERVICE + method)(message, **kwargs)
 
 
-# 1. The model-repository extension is closed on both sides of the door.
+# 1. The model-repository extension is closed on both sides of the proxy.
 
 
 @pytest.mark.parametrize("method", ["RepositoryModelUnload", "RepositoryModelLoad"])
@@ -56,11 +56,18 @@ def test_the_predictor_does_not_serve_the_repository_extension(predictor, method
 @pytest.mark.parametrize(
     "method", ["RepositoryModelUnload", "RepositoryModelLoad", "RepositoryIndex"]
 )
-def test_the_proxy_does_not_forward_the_repository_extension(proxy, issuer, method):
+def test_the_proxy_does_not_forward_the_repository_extension(
+    recording_proxy, grpc_recorder, issuer, method
+):
+    """In front of an upstream that answers every method: only the proxy can refuse these."""
     message = pb.RepositoryModelUnloadRequest(model_name=MODEL).SerializeToString()
+    assert raw_call(grpc_recorder.port, method, message, timeout=10) == b""  # it would answer
+    calls = len(grpc_recorder.calls)
     with pytest.raises(grpc.RpcError) as error:
-        raw_call(proxy.grpc_port, method, message, metadata=bearer(issuer.token()), timeout=10)
+        token = bearer(issuer.token())
+        raw_call(recording_proxy.grpc_port, method, message, metadata=token, timeout=10)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert grpc_recorder.calls[calls:] == []
 
 
 # 2. Anonymous calls cost no memory; admitted calls are bounded.

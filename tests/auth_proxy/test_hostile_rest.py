@@ -1,6 +1,7 @@
-"""The REST door against a hostile client: raw sockets where an HTTP client would normalise the
-request, the echo server where the test must see what was forwarded, the real predictor where
-what is served must not change. Each test names the issue's observation it answers."""
+"""The proxy's REST port against a hostile client: raw sockets where an HTTP client would
+normalise the request, the echo server where the test must see what was forwarded or what the
+upstream would have answered, the real predictor where what is served must not change. Each
+test names the issue's observation it answers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import time
 import httpx
 import pytest
 
-from support.clients import INFER, json_request, raw_exchange, status_of
-from support.images import rgb_jpeg
+from support.clients import raw_exchange, status_of
 from support.issuer import Issuer, issuer_env
 from support.servers import start_proxy
 
@@ -49,28 +49,59 @@ def new_log(process, before: int) -> str:
 
 # 1. A prediction token cannot change what is served.
 
+# Request targets that are each a different request on the wire (sent as raw bytes: an HTTP
+# client would normalise some of them) and each, once decoded, under the model-repository
+# extension. Dot segments are another rule's (test_dot_segments_are_refused_...).
 CLOSED = [
     "/v2/repository/models/cats-dogs-other/unload",
     "/v2/repository/models/cats-dogs-other/load",
     "/v2/repository/index",
+    "/v2/repository",
+    "/v2/repository/",
     "/v2//repository/models/cats-dogs-other/unload",
-    "/v2/./repository/models/cats-dogs-other/unload",
+    "//v2/repository/index",
     "/v2/repository%2Fmodels%2Fcats-dogs-other%2Funload",
-    "/v2/x/../repository/models/cats-dogs-other/unload",
+    "/v2/%72epository/index",
+    "/v2/repository/index?ready=true",
 ]
+REPOSITORY_CLOSED = {
+    "error": "not_found",
+    "error_description": "no such route: the model-repository extension is not served",
+}
 
 
-@pytest.mark.parametrize("path", CLOSED)
-def test_the_model_repository_is_closed_to_an_inference_token(proxy, issuer, path):
-    response = httpx.post(f"http://127.0.0.1:{proxy.http_port}{path}", headers=auth(issuer.token()))
-    assert response.status_code == 404, response.text
-    infer = httpx.post(
-        f"http://127.0.0.1:{proxy.http_port}{INFER}",
-        json=json_request([rgb_jpeg()]),
-        headers=auth(issuer.token()),
-        timeout=60,
-    )
-    assert infer.status_code == 200, infer.text
+def raw_post(target: str, token: str) -> bytes:
+    return (
+        f"POST {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def body_of(answer: bytes) -> dict:
+    return json.loads(answer.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("target", CLOSED)
+def test_the_model_repository_is_closed_to_an_inference_token(
+    recording_proxy, echo_server, issuer, target
+):
+    """In front of an upstream that answers 200 to these very requests: only the proxy's rule
+    can refuse them, with a valid inference token, and nothing reaches the upstream."""
+    request = raw_post(target, issuer.token())
+    direct = raw_exchange(echo_server.port, request)
+    assert status_of(direct) == 200
+    assert echo_server.received[-1] == ("POST", target)  # the request line as written
+    received = len(echo_server.received)
+    answer = raw_exchange(recording_proxy.http_port, request)
+    assert (status_of(answer), body_of(answer)) == (404, REPOSITORY_CLOSED)
+    assert echo_server.received[received:] == []
+
+
+def test_a_path_beside_the_model_repository_is_forwarded(recording_proxy, echo_server, issuer):
+    """The control: the same token and request, one letter off the closed prefix, pass."""
+    answer = raw_exchange(recording_proxy.http_port, raw_post("/v2/repositoryx", issuer.token()))
+    assert status_of(answer) == 200
+    assert echo_server.received[-1] == ("POST", "/v2/repositoryx")
 
 
 def test_the_predictor_mounts_no_repository_routes(predictor):
@@ -87,30 +118,54 @@ def test_the_predictor_mounts_no_repository_routes(predictor):
 # 3. Tokens never reach the log, however the request is broken.
 
 
-@pytest.mark.parametrize(
-    "line_end",
-    [b"\n", b"\x01\r\n", b"\x00\r\n", b"\x7f\r\n", b" \x0b\r\n"],
-    ids=["bare LF", "0x01", "NUL", "DEL", "VT"],
-)
-def test_a_broken_authorization_line_does_not_log_the_token(recording_proxy, issuer, line_end):
+CHALLENGE = 'Bearer realm="cats-dogs-other"'
+# Each broken `Authorization` line ({} is a valid token), and the status and WWW-Authenticate
+# the proxy answers it with (None: no challenge).
+BROKEN_AUTHORIZATION = {
+    # Not HTTP: the request parser refuses the line before any token is read, 400, no challenge.
+    "bare LF": (b"Authorization: Bearer {}\n", 400, None),
+    "0x01": (b"Authorization: Bearer {}\x01\r\n", 400, None),
+    "NUL": (b"Authorization: Bearer {}\x00\r\n", 400, None),
+    "DEL": (b"Authorization: Bearer {}\x7f\r\n", 400, None),
+    "VT": (b"Authorization: Bearer {} \x0b\r\n", 400, None),
+    # HTTP, but no bearer credentials (RFC 6750 3.1: the bare challenge) or a broken token.
+    "tab after Bearer": (b"Authorization: Bearer\t{}\r\n", 401, CHALLENGE),
+    "no space after Bearer": (b"Authorization: Bearer{}\r\n", 401, CHALLENGE),
+    "text after the token": (
+        b"Authorization: Bearer {} x\r\n",
+        401,
+        f'{CHALLENGE}, error="invalid_token", '
+        'error_description="malformed token: not a signed JWT"',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_AUTHORIZATION))
+def test_a_broken_authorization_line_is_refused_without_logging_the_token(
+    recording_proxy, echo_server, issuer, case
+):
+    line, status, challenge = BROKEN_AUTHORIZATION[case]
     token = issuer.token()
-    before = len(recording_proxy.log())
+    before, received = len(recording_proxy.log()), len(echo_server.received)
     request = (
-        b"GET /v2/models/cats-dogs-other HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-        + token.encode()
-        + line_end
+        b"GET /v2/models/cats-dogs-other HTTP/1.1\r\nHost: x\r\n"
+        + line.replace(b"{}", token.encode())
         + b"Connection: close\r\n\r\n"
     )
     answer = raw_exchange(recording_proxy.http_port, request)
-    assert 400 <= status_of(answer) < 500 or status_of(answer) == 200
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = dict(field.split(": ", 1) for field in head[1:])
+    assert (status_of(answer), headers.get("WWW-Authenticate")) == (status, challenge)
+    assert echo_server.received[received:] == []
     time.sleep(0.2)
     log = new_log(recording_proxy, before)
     assert token not in log
     assert token.split(".")[2] not in log
     assert "Traceback" not in log and " ERROR " not in log
+    assert "refused " in log
 
 
-def test_a_refused_token_is_never_logged_on_either_door(recording_proxy, issuer):
+def test_a_refused_token_is_never_logged_on_either_port(recording_proxy, issuer):
     import grpc
 
     stranger = Issuer()  # a key the proxy does not trust: a signature that fails

@@ -1,5 +1,5 @@
-"""What the admin port tells monitoring: the proxy's metrics, labelled by door, protocol, route
-template and status whatever path a client writes; the predictor's page, read from loopback;
+"""What the admin port tells monitoring: the proxy's metrics, labelled by port (`door`), protocol,
+route template and status whatever path a client writes; the predictor's page, read from loopback;
 and what both say when the predictor cannot answer."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth_proxy.routes import GRPC_METHODS, REST_TEMPLATES
+from auth_proxy.route_labels import GRPC_METHODS, REST_TEMPLATES
 from support.clients import MODEL, grpc_stub
 from support.issuer import issuer_env
 from support.servers import free_port, start_proxy
@@ -72,7 +72,7 @@ def test_paths_a_client_makes_up_add_no_series(proxy, issuer):
     assert routes <= REST_TEMPLATES | GRPC_METHODS | {"other"}
 
 
-def test_the_grpc_door_is_measured_by_method_and_code(proxy, issuer):
+def test_the_grpc_port_is_measured_by_method_and_code(proxy, issuer):
     channel, stub = grpc_stub(f"127.0.0.1:{proxy.grpc_port}")
     before = samples(proxy.admin_port)
     with channel:
@@ -107,7 +107,7 @@ def test_the_predictors_page_is_served_on_the_admin_port(proxy):
     assert own.text.endswith("# EOF\n")
 
 
-def test_the_predictors_metrics_are_not_served_through_the_door(proxy, issuer):
+def test_the_predictors_metrics_are_not_served_through_the_proxy(proxy, issuer):
     bearer = {"Authorization": f"Bearer {issuer.token()}"}
     base = f"http://127.0.0.1:{proxy.http_port}"
     for path in ("/metrics", "//metrics", "/metrics/"):

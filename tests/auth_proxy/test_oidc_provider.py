@@ -53,24 +53,24 @@ def token(provider, client=CLIENT, **options) -> str:
     return get_token(provider.url, AUDIENCE, *client, **options)
 
 
-def status(door, token_value: str, path: str = METADATA) -> int:
+def status(proxy, token_value: str, path: str = METADATA) -> int:
     headers = {"Authorization": f"Bearer {token_value}"}
-    return httpx.get(door.url + path, headers=headers, timeout=30).status_code
+    return httpx.get(proxy.url + path, headers=headers, timeout=30).status_code
 
 
 @pytest.mark.parametrize("auth", ["basic", "post"])
-def test_a_token_from_the_standard_grant_is_accepted_on_both_protocols(provider, door, auth):
+def test_a_token_from_the_standard_grant_is_accepted_on_both_protocols(provider, oidc_proxy, auth):
     value = token(provider, auth=auth)
     header = json.loads(__import__("base64").urlsafe_b64decode(value.split(".")[0] + "=="))
     assert header["typ"] == "at+jwt" and header["alg"] == "RS256"
     answer = httpx.post(
-        door.url + "/upload",
+        oidc_proxy.url + "/upload",
         files={"file": ("cat.png", CAT.read_bytes())},
         headers={"Authorization": f"Bearer {value}"},
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
-    channel, stub = grpc_stub(door.grpc_target)
+    channel, stub = grpc_stub(oidc_proxy.grpc_target)
     with channel:
         metadata = stub.ModelMetadata(
             pb.ModelMetadataRequest(name=MODEL), metadata=[("authorization", f"Bearer {value}")]
@@ -79,20 +79,20 @@ def test_a_token_from_the_standard_grant_is_accepted_on_both_protocols(provider,
 
 
 @pytest.mark.parametrize("auth", ["basic", "client_secret_post"])
-def test_credentials_with_reserved_characters_are_encoded_right(provider, door, auth):
-    assert status(door, token(provider, ODD_CLIENT, auth=auth)) == 200
+def test_credentials_with_reserved_characters_are_encoded_right(provider, oidc_proxy, auth):
+    assert status(oidc_proxy, token(provider, ODD_CLIENT, auth=auth)) == 200
 
 
-def test_a_client_not_granted_the_scope_gets_a_token_and_a_403(provider, door):
+def test_a_client_not_granted_the_scope_gets_a_token_and_a_403(provider, oidc_proxy):
     with pytest.raises(TokenError, match="invalid_scope"):
         token(provider, NO_SCOPE_CLIENT)  # asking for the scope it was not granted
     value = token(provider, NO_SCOPE_CLIENT, scope="")
-    answer = httpx.get(door.url + METADATA, headers={"Authorization": f"Bearer {value}"})
+    answer = httpx.get(oidc_proxy.url + METADATA, headers={"Authorization": f"Bearer {value}"})
     assert answer.status_code == 403
     assert SCOPE in answer.headers["www-authenticate"]
 
 
-def test_an_opaque_token_without_a_resource_is_401(provider, door):
+def test_an_opaque_token_without_a_resource_is_401(provider, oidc_proxy):
     endpoint = httpx.get(provider.url + "/.well-known/openid-configuration").json()
     answer = httpx.post(
         endpoint["token_endpoint"],
@@ -101,7 +101,7 @@ def test_an_opaque_token_without_a_resource_is_401(provider, door):
     )
     opaque = answer.json()["access_token"]
     assert opaque.count(".") == 0  # not a JWT: the provider issues those for a resource only
-    assert status(door, opaque) == 401
+    assert status(oidc_proxy, opaque) == 401
 
 
 def test_the_helper_names_what_went_wrong_and_never_the_secret(provider):
@@ -231,7 +231,7 @@ def test_the_ports_open_before_the_first_key_fetch_ends(provider, predictor, tmp
         silent.close()
 
 
-def run_smoke(door, provider, client) -> subprocess.CompletedProcess:
+def run_smoke(proxy, provider, client) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "OAUTH2_ISSUER": provider.url,
@@ -240,7 +240,7 @@ def run_smoke(door, provider, client) -> subprocess.CompletedProcess:
         "OAUTH2_CLIENT_SECRET": client[1],
     }
     return subprocess.run(
-        ["bash", str(ROOT / "tools" / "smoke_test.sh"), door.url],
+        ["bash", str(ROOT / "tools" / "smoke_test.sh"), proxy.url],
         env=env,
         capture_output=True,
         text=True,
@@ -248,15 +248,15 @@ def run_smoke(door, provider, client) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_deploy_workflows_smoke_test_passes_against_the_provider(provider, door):
-    done = run_smoke(door, provider, CLIENT)
+def test_the_deploy_workflows_smoke_test_passes_against_the_provider(provider, oidc_proxy):
+    done = run_smoke(oidc_proxy, provider, CLIENT)
     assert done.returncode == 0, done.stderr
     assert "smoke test passed" in done.stdout
     assert CLIENT[1] not in done.stdout + done.stderr
 
 
-def test_the_smoke_test_fails_when_the_client_cannot_get_the_scope(provider, door):
-    done = run_smoke(door, provider, NO_SCOPE_CLIENT)
+def test_the_smoke_test_fails_when_the_client_cannot_get_the_scope(provider, oidc_proxy):
+    done = run_smoke(oidc_proxy, provider, NO_SCOPE_CLIENT)
     assert done.returncode != 0
     assert "invalid_scope" in done.stderr
 
@@ -267,8 +267,8 @@ def test_the_workflow_runs_the_smoke_script():
     assert "tools/smoke_test.sh" in (ROOT / "tools" / "deploy.sh").read_text()
 
 
-def test_grpc_without_a_token_is_unauthenticated(door):
-    channel, stub = grpc_stub(door.grpc_target)
+def test_grpc_without_a_token_is_unauthenticated(oidc_proxy):
+    channel, stub = grpc_stub(oidc_proxy.grpc_target)
     with channel:
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL))

@@ -1,4 +1,4 @@
-"""The documentation pages through the door (PUBLIC_DOCS): a browser cannot attach a token to a
+"""The documentation pages through the proxy (PUBLIC_DOCS): a browser cannot attach a token to a
 page load, so `/docs`, `/redoc`, `/openapi.json` and the files they load pass without one, by
 their exact decoded paths and for GET / HEAD only; every operation the pages call, and every
 path an attacker can write around them, still needs a token. Against the real proxy in front
@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from auth_proxy.routes import DOCS_PATHS
+from auth_proxy.settings import DOCS_PATHS
 from support.clients import raw_exchange, status_of
 from support.issuer import issuer_env
 from support.servers import start_proxy
@@ -49,7 +49,7 @@ def test_the_pages_and_their_files_pass_without_a_token(proxy, path):
     assert head.headers["content-length"] == str(len(response.content))
 
 
-def test_the_pages_carry_their_content_security_policy_through_the_door(proxy):
+def test_the_pages_carry_their_content_security_policy_through_the_proxy(proxy):
     for page in ("/docs", "/redoc"):
         policy = httpx.get(url(proxy, page)).headers["content-security-policy"]
         assert "default-src 'none'" in policy and "'unsafe-inline'" not in policy.split(";")[1]
@@ -133,7 +133,7 @@ def test_assets_are_compressed_once_not_per_request_and_revalidated(proxy):
     costs the predictor's event loop no compression."""
     import gzip
 
-    from predictor import docs
+    from predictor.rest import docs
 
     path = "/docs/assets/swagger-ui-bundle.js"
     plain = (docs.asset_folder() / "swagger-ui-bundle.js").read_bytes()

@@ -99,8 +99,8 @@ def test_the_predictors_own_ports_are_on_loopback_only(pod):
 
 def test_prometheus_scrapes_the_pod_as_its_podmonitor_says(pod, tmp_path):
     """A real Prometheus, configured from the rendered PodMonitor and PrometheusRule, scrapes
-    the running pod after a few requests: both targets up, each metric the README's operator
-    section names present with sensible values, and no alert pending on a healthy pod."""
+    the running pod after a few requests: both targets up, each metric docs/operations.md's
+    metrics table names present with sensible values, and no alert pending on a healthy pod."""
     local, documents, token = pod
     local.wait_for("predictor", "startupProbe", limit=300)
     local.wait_for("auth-proxy", "readinessProbe", limit=60)

@@ -157,9 +157,3 @@ def test_a_rollback_kubectl_refuses_says_so(tmp_path, provider):
     assert done.returncode == 1
     assert "the rollback to revision 1 failed" in done.stderr
     assert verbs(cluster)[-1] == "rollout undo"
-
-
-def test_the_workflow_deploys_with_the_script():
-    workflow = (ROOT / ".github" / "workflows" / "deploy.yaml").read_text()
-    assert "tools/deploy.sh" in workflow
-    assert "kubectl apply -k" not in workflow and "rollout status" not in workflow

@@ -151,20 +151,40 @@ def test_while_the_model_is_busy_requests_wait_for_company():
 
 
 def test_a_failing_call_fails_its_batch_only():
-    calls = []
+    """Two batches in the model at once (in_flight=2): one call fails while the other is still
+    running; the failing batch's callers hear why, the other batch's callers get their rows, and
+    the batcher serves the next request."""
+    both_in = threading.Barrier(2, timeout=5)  # broken unless both calls run together
+    failed = threading.Event()
+    batches: list[list[float]] = []
 
-    def fails_once(pixels):
-        calls.append(len(pixels))
-        if len(calls) == 1:
+    def model(pixels):
+        batches.append(sorted(pixels.ravel()))
+        if len(batches) > 2:
+            return pixels * 10  # the request after them
+        both_in.wait()
+        if (pixels < 0).any():
+            failed.set()
             raise RuntimeError("model crashed")
-        return pixels
+        assert failed.wait(5)  # still in the model when the other call fails
+        time.sleep(0.05)  # and after the batcher has handed the failure out
+        return pixels * 10
 
     async def scenario():
-        batcher = AdaptiveBatcher(fails_once, ThreadPoolExecutor(1))
-        first = await asyncio.gather(batcher(np.ones((1, 1))), return_exceptions=True)
-        second = await batcher(np.ones((1, 1)))
-        return first, second
+        batcher = AdaptiveBatcher(model, ThreadPoolExecutor(2), max_batch_size=2, in_flight=2)
+        # Queued together: the first two fill one batch, the last two the other.
+        rows = [np.full((1, 1), value) for value in (-1.0, -2.0, 3.0, 4.0)]
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(batcher(x) for x in rows), return_exceptions=True), 10
+        )
+        after = await asyncio.wait_for(batcher(np.full((1, 1), 5.0)), 10)
+        return answers, after
 
-    first, second = asyncio.run(scenario())
-    assert isinstance(first[0], RuntimeError)
-    np.testing.assert_array_equal(second, np.ones((1, 1)))
+    (first, second, third, fourth), after = asyncio.run(scenario())
+    assert not both_in.broken, "the two batches were never in the model together"
+    assert sorted(batches[:2]) == [[-2.0, -1.0], [3.0, 4.0]]
+    assert isinstance(first, RuntimeError) and str(first) == "model crashed"
+    assert second is first  # the same failure, told to each caller of that batch
+    np.testing.assert_array_equal(third, [[30.0]])
+    np.testing.assert_array_equal(fourth, [[40.0]])
+    np.testing.assert_array_equal(after, [[50.0]])

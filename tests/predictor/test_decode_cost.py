@@ -15,8 +15,6 @@ from PIL import Image
 
 from support.servers import ROOT
 
-pytestmark = pytest.mark.unit
-
 WIDTH, HEIGHT = 4000, 2000  # 8 megapixels: large enough that the per-pixel costs dominate
 MIB = 1024 * 1024
 

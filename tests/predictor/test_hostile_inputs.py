@@ -218,7 +218,7 @@ def six_outputs():
 def test_a_swapped_entry_is_deleted_and_the_load_done_cold(
     tmp_path, model_file, keras_model, caplog
 ):
-    """Whoever writes the cache can rewrite the digests too (the README says the cache is a
+    """Whoever writes the cache can rewrite the digests too (docs/precision.md says the cache is a
     trust boundary); the warm path used to serve whatever it found. The contract's shape is
     now checked before the model is compiled."""
     sha256 = hashlib.sha256(model_file.read_bytes()).hexdigest()

@@ -229,17 +229,3 @@ def test_pixels_sent_in_binary_beside_a_json_header_are_left_as_sent():
     request = codec.infer_request_from_rest(header + values.tobytes(), str(len(header)), "m")
     batch = codec.batch_from_infer_request(request, max_images=32)
     assert batch.pixels is not None and np.array_equal(batch.pixels, values)
-
-
-# -- the cold load's child process --------------------------------------------------------------
-
-
-def test_a_cold_load_child_that_dies_is_one_clear_error(tmp_path):
-    from predictor.runtime.loading import decide_in_child
-    from predictor.runtime.runtimes import ModelFileError
-    from support import children
-
-    with pytest.raises(ModelFileError, match=r"exit code 137 \(killed for memory"):
-        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.killed)
-    with pytest.raises(ModelFileError, match="a test's refusal"):
-        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.refusing)

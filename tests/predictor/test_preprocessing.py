@@ -1,16 +1,17 @@
-"""The predictor sees exactly the tensor the course's code builds, and the model's exact values."""
+"""The predictor sees exactly the tensor the course's code builds (the model's values, served:
+test_served_values.py)."""
 
 from __future__ import annotations
 
 import io
 
-import httpx
 import numpy as np
 import pytest
 
 from predictor.imaging import ImageLimits, decode_image
 from support import images
-from support.clients import INFER, json_request, values_of
+
+pytestmark = pytest.mark.unit
 
 COURSE_MEANS = [123.68, 116.779, 103.939]
 
@@ -45,24 +46,3 @@ def test_exif_orientation_is_ignored_as_keras_ignores_it():
     ours = decode_image(data, ImageLimits())
     np.testing.assert_array_equal(ours, (as_stored - COURSE_MEANS).astype(np.float32))
     assert not np.array_equal(ours, (as_displayed - COURSE_MEANS).astype(np.float32))
-
-
-@pytest.mark.parametrize("name", list(images.FORMATS))
-def test_served_values_equal_model_predict_on_the_course_tensor(name, predictor, keras_model):
-    data = images.FORMATS[name]()
-    expected = keras_model.predict(course_tensor(data)[np.newaxis], verbose=0)
-    response = httpx.post(predictor.url + INFER, json=json_request([data]), timeout=60)
-    assert response.status_code == 200, response.text
-    _, values = values_of(response.json())
-    np.testing.assert_allclose(values, expected, atol=1e-5, rtol=0)
-
-
-def test_served_values_equal_model_predict_on_real_course_photos(predictor, keras_model):
-    paths = images.original_photo_paths()
-    assert len(paths) == 6
-    photos = [path.read_bytes() for path in paths]
-    expected = keras_model.predict(np.stack([course_tensor(p) for p in photos]), verbose=0)
-    response = httpx.post(predictor.url + INFER, json=json_request(photos), timeout=60)
-    assert response.status_code == 200, response.text
-    _, values = values_of(response.json())
-    np.testing.assert_allclose(values, expected, atol=1e-5, rtol=0)

@@ -28,6 +28,15 @@ def test_live_answers_while_the_model_loads_and_ready_only_after(predictor):
     assert "warmed up" in predictor.log()
 
 
+def test_the_start_up_log_has_no_grpc_fork_lines(predictor):
+    """Nothing forks the server once gRPC's threads run: OpenVINO's telemetry did, at its import
+    during the load, and gRPC logged `fork_posix.cc ... skipping fork() handlers` for each fork
+    (predictor/__main__.py turns the telemetry off)."""
+    assert "warmed up" in predictor.log()
+    forks = [line for line in predictor.log().splitlines() if "fork_posix" in line]
+    assert not forks, "\n".join(forks[:5])
+
+
 def test_rest_probes_once_loaded(predictor):
     assert httpx.get(predictor.url + "/v2/health/live").json() == {"live": True}
     assert httpx.get(predictor.url + "/v2/health/ready").json() == {"ready": True}

@@ -22,7 +22,7 @@ BODY = orjson.dumps(json_request([PHOTO]))
 
 
 @pytest.fixture(scope="module", params=["predictor", "proxy"])
-def door(request, predictor, issuer) -> tuple[str, dict]:
+def entry(request, predictor, issuer) -> tuple[str, dict]:
     """(base URL, headers) of the predictor, or of the proxy with a token."""
     if request.param == "predictor":
         return predictor.url, {}
@@ -30,8 +30,8 @@ def door(request, predictor, issuer) -> tuple[str, dict]:
     return proxy.url, {"Authorization": f"Bearer {issuer.token()}"}
 
 
-def post(door, path, content, **headers) -> httpx.Response:
-    url, auth = door
+def post(entry, path, content, **headers) -> httpx.Response:
+    url, auth = entry
     return httpx.post(url + path, content=content, headers={**auth, **headers}, timeout=60)
 
 
@@ -159,16 +159,16 @@ def test_a_bad_output_request_over_grpc_is_invalid_argument(predictor):
         ("gzip, identity", gzip.compress),
     ],
 )
-def test_compressed_bodies_are_decoded(door, coding, compress):
-    plain = post(door, INFER, BODY).json()
-    answer = post(door, INFER, compress(BODY), **{"Content-Encoding": coding}).json()
+def test_compressed_bodies_are_decoded(entry, coding, compress):
+    plain = post(entry, INFER, BODY).json()
+    answer = post(entry, INFER, compress(BODY), **{"Content-Encoding": coding}).json()
     assert answer["outputs"] == plain["outputs"]
 
 
-def test_a_gzip_bomb_is_413_after_little_more_than_a_mib(door):
+def test_a_gzip_bomb_is_413_after_little_more_than_a_mib(entry):
     bomb = gzip.compress(b"{" + b" " * (80 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 200 * 1024
-    response = post(door, INFER, bomb, **{"Content-Encoding": "gzip"})
+    response = post(entry, INFER, bomb, **{"Content-Encoding": "gzip"})
     assert_error(response, 413, "inflates more than 32 times")
 
 
@@ -209,8 +209,8 @@ def test_a_huge_output_name_is_cut_in_the_answer(predictor):
         ("deflate", gzip.compress(BODY), 400, "not valid deflate"),
     ],
 )
-def test_a_body_that_cannot_be_decoded_is_a_clear_4xx(door, coding, body, status, problem):
-    response = post(door, INFER, body, **{"Content-Encoding": coding})
+def test_a_body_that_cannot_be_decoded_is_a_clear_4xx(entry, coding, body, status, problem):
+    response = post(entry, INFER, body, **{"Content-Encoding": coding})
     assert_error(response, status, problem)
     if status == 415:
         assert response.headers["accept-encoding"] == "gzip, deflate"
@@ -229,9 +229,9 @@ def test_a_gzip_upload_reaches_the_course_route(predictor):
 # -- compressed answers ----------------------------------------------------------------------
 
 
-def test_answers_are_gzipped_when_asked_and_large_enough(door):
+def test_answers_are_gzipped_when_asked_and_large_enough(entry):
     batch = orjson.dumps(json_request([PHOTO] * 32))
-    url, auth = door
+    url, auth = entry
     with httpx.Client(timeout=60, headers=auth) as client:
         asked = client.post(url + INFER, content=batch, headers={"Accept-Encoding": "gzip"})
         assert asked.headers["content-encoding"] == "gzip"

@@ -1,5 +1,6 @@
-"""The README's examples of "What it answers", run as they are written (only the address and the
-photo's path given), against the real predictor: a user who pastes them gets answers."""
+"""The examples of "What it answers" in docs/protocol.md, run as they are written (only the
+address and the photo's path given), against the real predictor: a user who pastes them gets
+answers."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from support.images import CAT
 from support.servers import ROOT
 from support.v2_clients import CLIENTS_PYTHON
 
-SECTION = "### What it answers"
+PAGE = ROOT / "docs" / "protocol.md"
+SECTION = "\n## What it answers\n"
 
 
 def blocks(language: str) -> list[str]:
-    """The fenced blocks of `language` in the README's section on what the predictor answers."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(SECTION) : text.index("\n### ", text.index(SECTION) + 1)]
+    """The fenced blocks of `language` in the page's section on what the predictor answers."""
+    text = PAGE.read_text()
+    start = text.index(SECTION)
+    section = text[start : text.index("\n## ", start + len(SECTION))]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from predictor import default_model
 
+pytestmark = pytest.mark.unit
+
 
 def test_keras_backbone_matches_the_pytorch_reference_within_1e_4():
     pytest.importorskip("torch", reason="torch is not installed: the conversion check needs it")

@@ -1,18 +1,15 @@
-"""`--help` of both programs, where the README sends readers for every option: it prints them
-all (argparse %-formats help texts, so a literal "%" once crashed the predictor's)."""
+"""`--help` of both programs prints every option of their settings tables, the tables
+docs/configuration.md is written from (argparse %-formats help texts, so a literal "%" once
+crashed the predictor's)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import pytest
-
 from auth_proxy.settings import VARIABLES
 from predictor.settings import OPTIONS
 from support.servers import ROOT
-
-pytestmark = pytest.mark.unit
 
 
 def help_of(module: str) -> str:

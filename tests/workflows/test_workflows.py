@@ -142,7 +142,7 @@ def mlflow_store(tmp_path_factory):
         s3.stop()
 
 
-def deploy(clone, folder, provider, door, store, client, event, payload):
+def deploy(clone, folder, provider, oidc_proxy, store, client, event, payload):
     env, state_file = fake_kubectl.stand_in(folder, revisions={"1": OLD}, current=1)
     log = folder / "deploy.log"
     s3 = store["s3"]
@@ -170,8 +170,8 @@ def deploy(clone, folder, provider, door, store, client, event, payload):
             # `post`, as Auth0's applications do.
             "OAUTH2_CLIENT_AUTH": "basic",
         },
-        # The Route's https host is the stand-in's; the smoke test goes to the real door.
-        env={**env, "DEPLOY_BASE_URL": door.url},
+        # The Route's https host is the stand-in's; the smoke test goes to the real proxy.
+        env={**env, "DEPLOY_BASE_URL": oidc_proxy.url},
         log=log,
         timeout=20 * MINUTES,
     )
@@ -206,7 +206,7 @@ def never_printed(run: act.Run, state: dict, *secrets: str) -> None:
 
 
 @pytest.mark.timeout(21 * MINUTES)
-def test_the_deploy_job_rolls_out_this_commit(clone, tmp_path, provider, door, mlflow_store):
+def test_the_deploy_job_rolls_out_this_commit(clone, tmp_path, provider, oidc_proxy, mlflow_store):
     """After ci passed on a push to main: the newest FINISHED run is resolved from MLflow and
     pinned, this commit's images applied, the smoke test passes, nothing is rolled back."""
     wanted("deploy")
@@ -215,7 +215,7 @@ def test_the_deploy_job_rolls_out_this_commit(clone, tmp_path, provider, door, m
         clone,
         tmp_path,
         provider,
-        door,
+        oidc_proxy,
         mlflow_store,
         CLIENT,
         "workflow_run",
@@ -242,7 +242,7 @@ def test_the_deploy_job_rolls_out_this_commit(clone, tmp_path, provider, door, m
 
 @pytest.mark.timeout(21 * MINUTES)
 def test_the_deploy_job_rolls_back_when_the_smoke_test_fails(
-    clone, tmp_path, provider, door, mlflow_store
+    clone, tmp_path, provider, oidc_proxy, mlflow_store
 ):
     """A manual deploy of a run (pinned to its .keras file) whose smoke test fails: a client
     without the prediction scope, so the inference is refused; the job puts revision 1's
@@ -252,7 +252,7 @@ def test_the_deploy_job_rolls_back_when_the_smoke_test_fails(
         clone,
         tmp_path,
         provider,
-        door,
+        oidc_proxy,
         mlflow_store,
         NO_SCOPE_CLIENT,
         "workflow_dispatch",

@@ -1,16 +1,13 @@
-"""The accuracy guard, the precision candidates, the calibration folder's split and labels, and
-the compiled-model cache's key and damage handling: pure parts, in process."""
+"""The accuracy guard, the precision candidates, the calibration folder's split and labels: pure
+parts, in process (the compiled-model cache's are in tests/predictor/runtime/)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
 from predictor.precision import calibration, guard
 from predictor.precision.guard import judge
-from predictor.runtime import compiled_cache
 from support import images
 
 pytestmark = pytest.mark.unit
@@ -83,15 +80,53 @@ def test_too_few_held_out_photos_cannot_pass():
     ],
 )
 def test_candidates_follow_the_cpu(choice, flags, tried, skipped):
-    found, lines = guard.candidates(choice, frozenset(flags))
-    assert found == tried
-    assert len(lines) == len(skipped)
-    for line, start in zip(lines, skipped, strict=True):
+    found = guard.candidates(choice, frozenset(flags))
+    assert found.tried == tried
+    assert len(found.skipped) == len(skipped)
+    for line, start in zip(found.skipped, skipped, strict=True):
         assert line.startswith(start)
 
 
-def test_this_machines_flags_are_read():
-    assert guard.cpu_flags(), "no flags line in /proc/cpuinfo"
+XEON_CPUINFO = """\
+processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+fpu_exception\t: yes
+flags\t\t: fpu vme sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile
+vmx flags\t: vnmi preemption_timer invvpid
+bugs\t\t: spectre_v1 spectre_v2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+flags\t\t: fpu vme sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile
+"""
+EPYC_FLAGS = "fpu sse2 avx2 avx512f avx512_vnni"  # AVX-512 without its bf16 instructions
+AARCH64_CPUINFO = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd aes bf16\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "flags"),
+    [
+        (XEON_CPUINFO, "fpu vme sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile"),
+        (f"processor\t: 0\nflags\t\t: {EPYC_FLAGS}\n\n", EPYC_FLAGS),
+        (AARCH64_CPUINFO, ""),  # Linux calls AArch64's "Features": no x86 flag to read
+        (None, ""),  # no /proc/cpuinfo at all
+    ],
+    ids=["xeon", "epyc", "aarch64", "absent"],
+)
+def test_the_flags_are_read_from_proc_cpuinfo(tmp_path, monkeypatch, cpuinfo, flags):
+    """The first processor's `flags` line, split on whitespace: not its `vmx flags` or `bugs`."""
+    given = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        given.write_text(cpuinfo)
+
+    def opening(path, *args, **kwargs):
+        return open(given if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr(guard, "open", opening, raising=False)  # guard's own `open` only
+    found = guard.cpu_flags()
+    assert found == frozenset(flags.split())
+    assert (guard.bf16_unsupported(found) == "") is ("avx512_bf16" in flags)  # bf16 runs natively
 
 
 # -- the calibration folder ----------------------------------------------------------------
@@ -173,130 +208,6 @@ def test_the_shipped_photos_decode_as_their_originals_do():
         assert np.array_equal(ours, theirs), path.name
 
 
-# -- the compiled-model cache ----------------------------------------------------------------
-
-
-def test_the_key_changes_with_each_input():
-    base = {"model": "a" * 64, "runtime": "auto", "precision": "int8", "threads": 2, "photos": "p"}
-    keys = {compiled_cache.key(**base)}
-    for name, other in [
-        ("model", "b" * 64),
-        ("runtime", "openvino"),
-        ("precision", "fp32"),
-        ("threads", 4),
-        ("photos", "q"),
-    ]:
-        keys.add(compiled_cache.key(**{**base, name: other}))
-    assert len(keys) == 6
-    assert compiled_cache.key(**base) == compiled_cache.key(**base)
-
-
-def tiny_openvino_model():
-    """A real OpenVINO model with weights, of the contract's shape ([N, 224, 224, 3] in, [N, 3]
-    out: y = the pixels' mean per channel * w): what an entry holds, in miniature."""
-    import openvino as ov
-    import openvino.opset13 as ops
-
-    x = ops.parameter([-1, 224, 224, 3], np.float32, name="x")
-    mean = ops.reduce_mean(x, ops.constant(np.array([1, 2])), keep_dims=False)
-    weights = ops.constant(np.arange(3, dtype=np.float32) + 1)
-    return ov.Model([ops.multiply(mean, weights)], [x], "tiny")
-
-
-GOOD = {"runtime": "openvino", "precision": "int8", "verdicts": [], "max_batch_size": 8}
-
-
-def saved(tmp_path, decisions=GOOD) -> compiled_cache.Entry:
-    entry = compiled_cache.Entry.under(tmp_path, "k")
-    entry.save(decisions, tiny_openvino_model() if decisions["runtime"] == "openvino" else None)
-    assert entry.folder.is_dir()
-    return entry
-
-
-def test_an_entry_is_written_whole_and_read_back(tmp_path):
-    entry = saved(tmp_path)
-    decisions, model = entry.read()
-    assert {k: decisions[k] for k in GOOD} == GOOD
-    assert set(decisions["files"]) == {"model.xml", "model.bin"}
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(model, "CPU")
-    assert list(compiled([np.ones((1, 224, 224, 3), np.float32)])[0][0]) == [1, 2, 3]
-    assert [p.name for p in (tmp_path / "compiled").iterdir()] == ["k"]  # no staging left
-
-
-def rewrite(key: str, value):
-    def damage(folder):
-        decisions = json.loads((folder / "decisions.json").read_text())
-        decisions[key] = value
-        (folder / "decisions.json").write_text(json.dumps(decisions))
-
-    return damage
-
-
-def flip_a_byte(folder):
-    data = bytearray((folder / "model.bin").read_bytes())
-    data[-1] ^= 1  # same size, still a loadable model: only its digest tells
-    (folder / "model.bin").write_bytes(bytes(data))
-
-
-@pytest.mark.parametrize(
-    ("damage", "why"),
-    [
-        (lambda folder: (folder / "decisions.json").write_text("{not json"), "Expecting"),
-        (lambda folder: (folder / "decisions.json").write_text("[1]"), "not an object"),
-        (rewrite("runtime", "onnx"), "no runtime"),
-        (rewrite("precision", None), "no precision"),
-        (rewrite("max_batch_size", "8"), "no batch size"),
-        (rewrite("max_batch_size", 0), "no batch size"),
-        (rewrite("verdicts", [{"precision": "int8"}]), "malformed verdicts"),
-        (rewrite("files", {}), "no file list"),
-        (flip_a_byte, "model.bin is not the file saved"),
-        (lambda folder: (folder / "model.bin").unlink(), "No such file"),
-    ],
-)
-def test_a_damaged_entry_is_removed_and_read_as_none(tmp_path, damage, why, caplog):
-    entry = saved(tmp_path)
-    damage(entry.folder)
-    assert entry.read() is None
-    assert not entry.folder.exists()
-    assert why in caplog.text and "deleted, loading cold" in caplog.text
-
-
-def test_an_entry_that_cannot_be_written_costs_only_time(tmp_path, caplog):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    compiled_cache.Entry.under(blocker, "k").save(GOOD, tiny_openvino_model())
-    assert "not written" in caplog.text
-    # a failure inside OpenVINO's writer (not an OSError) is no different
-    entry = compiled_cache.Entry.under(tmp_path, "k")
-    entry.save(GOOD, "not a model")
-    assert entry.read() is None and "not written" in caplog.text
-    assert not list((tmp_path / "compiled").glob(".staging-*"))
-
-
-def test_a_second_writer_leaves_the_first_entry_as_it_was(tmp_path):
-    first = saved(tmp_path)
-    before = (first.folder / "decisions.json").read_text()
-    compiled_cache.Entry.under(tmp_path, "k").save({**GOOD, "max_batch_size": 2}, None)
-    assert (first.folder / "decisions.json").read_text() == before
-    assert not list((tmp_path / "compiled").glob(".staging-*"))
-
-
-def test_a_crashed_writers_staging_folder_is_removed_later(tmp_path):
-    import os
-    import time
-
-    stale = tmp_path / "compiled" / ".staging-crashed"
-    stale.mkdir(parents=True)
-    hour_ago = time.time() - compiled_cache.STALE_STAGING_SECONDS - 1
-    os.utime(stale, (hour_ago, hour_ago))
-    fresh = tmp_path / "compiled" / ".staging-writing-now"
-    fresh.mkdir()
-    saved(tmp_path)
-    assert not stale.exists() and fresh.exists()
-
-
 def test_duplicate_photos_are_never_on_both_sides(tmp_path):
     root = photo_folder(tmp_path / "d", 12)
     for path in sorted(root.rglob("*.png"))[:4]:
@@ -313,10 +224,6 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
     root = photo_folder(tmp_path / "big", 3)
     with pytest.raises(calibration.CalibrationError, match="over the limit of 1000 bytes"):
         calibration.load(root, ImageLimits(max_bytes=1000))
-
-
-def test_the_key_includes_the_predictors_own_code():
-    assert len(compiled_cache._code_digest()) == 16
 
 
 def test_the_owned_course_photos_decode_as_their_originals_do():

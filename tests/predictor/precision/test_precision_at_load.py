@@ -18,7 +18,8 @@ import pytest
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from predictor.precision import calibration, guard
-from predictor.runtime import loading
+from predictor.runtime import loading, runtimes
+from predictor.runtime.deciding import run
 from support import images
 from support.servers import ROOT, start_predictor, wait_ready
 
@@ -46,11 +47,11 @@ def int8_cold(tmp_path_factory):
 
 def test_int8_passes_the_guard_and_agrees_on_photos_calibration_never_saw(int8_cold, caplog):
     assert int8_cold.runtime.name == "openvino" and int8_cold.runtime.precision == "int8"
-    [verdict] = int8_cold.decisions["verdicts"]
-    assert verdict["passed"] and verdict["images"] == 15 and verdict["agreement"] == 1.0
+    [verdict] = int8_cold.decisions.verdicts
+    assert verdict.passed and verdict.images == 15 and verdict.agreement == 1.0
     pixels, labels = images.course_photos_calibration_never_saw()
-    fp32 = loading.run(loading.load_runtime(default_model.PATH, "openvino", THREADS), pixels)
-    int8 = loading.run(int8_cold.runtime, pixels)
+    fp32 = run(runtimes.load_runtime(default_model.PATH, "openvino", THREADS), pixels)
+    int8 = run(int8_cold.runtime, pixels)
     wider = guard.judge("int8", fp32, int8, labels)
     print(f"int8 on {len(pixels)} course photos calibration never saw: {wider.describe()}")
     assert len(pixels) >= 60
@@ -58,20 +59,20 @@ def test_int8_passes_the_guard_and_agrees_on_photos_calibration_never_saw(int8_c
 
 
 def test_auto_serves_the_fastest_precision_that_passes(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="predictor.runtime.loading"):
+    with caplog.at_level(logging.INFO, logger="predictor.runtime.deciding"):
         loaded = load(tmp_path, "auto")
-    messages = [r.getMessage() for r in caplog.records if r.name == "predictor.runtime.loading"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "predictor.runtime.deciding"]
     [speeds] = [m for m in messages if m.startswith("precision auto: ")]
     rates = {
         name: float(rate.split()[0])
         for name, rate in (part.split(" ", 1) for part in speeds.split(": ", 1)[1].split(", "))
     }
-    tried = {v["precision"] for v in loaded.decisions["verdicts"]}
+    tried = {v.precision for v in loaded.decisions.verdicts}
     if guard.bf16_unsupported(guard.cpu_flags()):
         assert tried == {"int8"}
     else:
         assert tried == {"int8", "bf16"}
-    passed = {v["precision"] for v in loaded.decisions["verdicts"] if v["passed"]}
+    passed = {v.precision for v in loaded.decisions.verdicts if v.passed}
     assert set(rates) == {"fp32", *passed}
     assert loaded.runtime.precision == max(rates, key=rates.get)
 
@@ -81,7 +82,7 @@ def test_a_guard_that_cannot_judge_serves_fp32_and_says_why(tmp_path, caplog, mo
     for path in sorted(calibration.DEFAULT_DIR.rglob("*.png"))[:8]:
         (few / path.parent.name).mkdir(parents=True, exist_ok=True)
         (few / path.parent.name / path.name).write_bytes(path.read_bytes())
-    with caplog.at_level(logging.WARNING, logger="predictor.runtime.loading"):
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime.deciding"):
         loaded = load(tmp_path, "int8", model_file, calibration_dir=few)
     assert loaded.runtime.precision == "fp32"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -94,9 +95,9 @@ def test_a_guard_that_cannot_judge_serves_fp32_and_says_why(tmp_path, caplog, mo
 def test_a_calibration_folder_that_does_not_exist_serves_fp32_and_says_why(
     tmp_path, caplog, model_file
 ):
-    with caplog.at_level(logging.WARNING, logger="predictor.runtime.loading"):
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime.deciding"):
         loaded = load(tmp_path, "int8", model_file, calibration_dir=tmp_path / "nowhere")
-    assert loaded.runtime.precision == "fp32" and loaded.decisions["verdicts"] == []
+    assert loaded.runtime.precision == "fp32" and loaded.decisions.verdicts == ()
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"precision int8 not tried (calibration folder {tmp_path / 'nowhere'} does not exist): "
         "serving fp32"
@@ -106,14 +107,15 @@ def test_a_calibration_folder_that_does_not_exist_serves_fp32_and_says_why(
 WARM = """
 import sys, time, numpy as np
 from pathlib import Path
-from predictor import loading
+from predictor.runtime import loading
+from predictor.runtime.deciding import run
 started = time.monotonic()
 model, sha256, choice, wanted, cache, out, pixels = sys.argv[1:]
 loaded = loading.load(Path(model), sha256, choice=choice, wanted=wanted, threads=2,
                       cache_dir=Path(cache))
 assert loaded.from_cache, "not from the cache"
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow imported"
-np.save(out, loading.run(loaded.runtime, np.load(pixels)))
+np.save(out, run(loaded.runtime, np.load(pixels)))
 print(f"{loaded.runtime.name} {loaded.runtime.precision} {time.monotonic() - started:.2f}")
 """
 
@@ -127,7 +129,7 @@ def test_a_warm_load_skips_tensorflow_and_serves_the_same_values(
     choice = "auto" if wanted == "int8" else "openvino"
     cold = int8_cold if wanted == "int8" else load(tmp_path, wanted, model_file, choice)
     pixels = np.stack([decode_image(images.CAT.read_bytes(), ImageLimits())] * 2)
-    expected = loading.run(cold.runtime, pixels)
+    expected = run(cold.runtime, pixels)
     np.save(tmp_path / "pixels.npy", pixels)
     done = subprocess.run(
         [
@@ -189,16 +191,16 @@ def test_a_warm_start_of_a_tensorflow_entry_loads_keras_and_skips_measuring(tmp_
     cold = load(tmp_path, "fp32", model_file, "tensorflow")
     warm = load(tmp_path, "fp32", model_file, "tensorflow")
     assert (cold.from_cache, warm.from_cache) == (False, True)
-    assert warm.runtime.name == "tensorflow" and warm.decisions["max_batch_size"] >= 1
+    assert warm.runtime.name == "tensorflow" and warm.decisions.max_batch_size >= 1
     pixels = np.stack([decode_image(images.CAT.read_bytes(), ImageLimits())])
-    assert np.array_equal(loading.run(warm.runtime, pixels), loading.run(cold.runtime, pixels))
+    assert np.array_equal(run(warm.runtime, pixels), run(cold.runtime, pixels))
 
 
 def test_an_entry_that_cannot_be_served_is_deleted_and_the_load_done_cold(
     tmp_path, model_file, monkeypatch, caplog
 ):
     first = load(tmp_path, "fp32", model_file, "openvino")
-    compile_ = loading.OpenVINORuntime.compile
+    compile_ = runtimes.OpenVINORuntime.compile
     calls = []
 
     def fails_once(*args, **kwargs):
@@ -207,7 +209,7 @@ def test_an_entry_that_cannot_be_served_is_deleted_and_the_load_done_cold(
             raise RuntimeError("Exception from src/plugin.cpp: cannot compile this IR")
         return compile_(*args, **kwargs)
 
-    monkeypatch.setattr(loading.OpenVINORuntime, "compile", fails_once)
+    monkeypatch.setattr(runtimes.OpenVINORuntime, "compile", fails_once)
     with caplog.at_level(logging.WARNING):
         again = load(tmp_path, "fp32", model_file, "openvino")
     assert not again.from_cache and again.runtime.name == "openvino"

@@ -1,7 +1,8 @@
 """The documentation pages' pure parts: the proxy's public docs paths are exactly the predictor's
 pages and files, each with a metrics template; PUBLIC_DOCS is read by name; each page's policy
 allows its own inline script by hash and nothing from elsewhere; the OpenAPI document declares
-the bearer scheme on every guarded operation, drops what no one can call, and has examples."""
+on every operation how to authorize it (the bearer scheme, OAuth2 client credentials with a token
+URL; nothing on the public probes), drops what no one can call, and has examples."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import re
 
 import pytest
 
-from auth_proxy.routes import DOCS_PATHS, rest_route
-from auth_proxy.settings import SettingsError, load_settings
+from auth_proxy.route_labels import rest_route
+from auth_proxy.settings import DOCS_PATHS, SettingsError, load_settings
 from predictor.rest import docs, openapi
 
 pytestmark = pytest.mark.unit
@@ -85,6 +86,10 @@ def generated() -> dict:
         "paths": {
             "/upload": {"post": dict(operation)},
             "/health": {"get": dict(operation)},
+            "/v2/health/live": {"get": dict(operation)},
+            "/v2/health/ready": {"get": dict(operation)},
+            "/v2": {"get": dict(operation)},
+            "/v2/models/{model_name}": {"get": dict(operation)},
             "/v2/models/{model_name}/infer": {"post": dict(operation)},
             "/v2/models/{model_name}/ready": {"get": dict(operation)},
             "/v1/models/{model_name}:explain": {"post": dict(operation)},
@@ -94,18 +99,62 @@ def generated() -> dict:
     }
 
 
-def test_the_document_says_how_to_authorize_each_operation():
-    document = openapi.describe(generated())
-    assert document["components"]["securitySchemes"] == {
-        "bearer": {**openapi.security_schemes("")["bearer"]}
+# What a user must send to each operation: the proxy guards all but its public probes.
+GUARDED = {
+    ("/upload", "post"),
+    ("/v2", "get"),
+    ("/v2/models/{model_name}", "get"),
+    ("/v2/models/{model_name}/infer", "post"),
+}
+PUBLIC = {
+    ("/health", "get"),
+    ("/v2/health/live", "get"),
+    ("/v2/health/ready", "get"),
+    ("/v2/models/{model_name}/ready", "get"),
+}
+TOKEN_URL = "https://idp.example/oauth/token"
+
+
+@pytest.mark.parametrize("token_url", ["", TOKEN_URL], ids=["bearer", "with-token-url"])
+def test_the_document_says_how_to_authorize_each_operation(token_url):
+    document = openapi.describe(generated(), token_url)
+    schemes = document["components"]["securitySchemes"]
+    bearer = schemes["bearer"]
+    assert (bearer["type"], bearer["scheme"], bearer["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert "`get::prediction`" in bearer["description"]
+    if token_url:
+        assert schemes["oauth2"]["type"] == "oauth2"
+        (flow,) = schemes["oauth2"]["flows"].values()
+        assert schemes["oauth2"]["flows"] == {"clientCredentials": flow}
+        assert flow["tokenUrl"] == TOKEN_URL and list(flow["scopes"]) == ["get::prediction"]
+        required = [{"bearer": []}, {"oauth2": ["get::prediction"]}]
+    else:
+        assert list(schemes) == ["bearer"]
+        required = [{"bearer": []}]
+    operations = {
+        (path, method): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
     }
-    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    paths = document["paths"]
-    assert paths["/upload"]["post"]["security"] == [{"bearer": []}]
-    assert set(paths["/upload"]["post"]["responses"]) >= {"200", "400", "401", "403", "413"}
-    assert paths["/health"]["get"]["security"] == []
-    assert "401" not in paths["/health"]["get"]["responses"]
-    assert paths["/v2/models/{model_name}/ready"]["get"]["security"] == []
+    assert set(operations) == GUARDED | PUBLIC
+    for key in sorted(GUARDED):
+        assert operations[key]["security"] == required, key
+        assert {"401", "403"} <= set(operations[key]["responses"]), key
+    for key in sorted(PUBLIC):
+        assert operations[key]["security"] == [], key
+        assert not {"401", "403"} & set(operations[key]["responses"]), key
+    assert "security" not in document  # no default: each operation says its own
+    info = document["info"]["description"]
+    assert "**Authorize**" in info and "`get::prediction`" in info
+
+
+def test_the_documents_public_operations_and_scope_are_the_proxys_defaults():
+    """What the document says is what the proxy in front does with its defaults."""
+    proxy = load_settings(BASE)
+    assert {path.replace("{model_name}", "cats-dogs-other") for path, _ in PUBLIC} == set(
+        proxy.public_paths
+    )
+    assert proxy.rules.scope == "get::prediction"
 
 
 def test_the_document_drops_what_no_user_can_call():

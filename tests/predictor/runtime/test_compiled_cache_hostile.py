@@ -8,6 +8,7 @@ Real OpenVINO models, built with its opset (no TensorFlow), saved by the real `E
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,10 +19,11 @@ import numpy as np
 import pytest
 
 from predictor.runtime.compiled_cache import MOST_BYTES, Entry
+from predictor.runtime.decisions import Decisions
 
 pytestmark = pytest.mark.unit
 
-GOOD = {"runtime": "openvino", "precision": "fp32", "verdicts": [], "max_batch_size": 8}
+GOOD = Decisions(runtime="openvino", precision="fp32", max_batch_size=8)
 
 
 def model(input_shape=(-1, 224, 224, 3), outputs: int = 1, classes: int = 3):
@@ -41,7 +43,7 @@ def model(input_shape=(-1, 224, 224, 3), outputs: int = 1, classes: int = 3):
 def saved(tmp_path, decisions=GOOD, served=None) -> Entry:
     entry = Entry.under(tmp_path / "cache", "k")
     runtime_model = served if served is not None else model()
-    entry.save(decisions, runtime_model if decisions["runtime"] == "openvino" else None)
+    entry.save(decisions, runtime_model if decisions.runtime == "openvino" else None)
     assert entry.folder.is_dir()
     return entry
 
@@ -58,14 +60,17 @@ def read_within(entry: Entry, seconds: float = 20):
 
 def test_an_intact_entry_is_read_and_its_model_is_the_contracts(tmp_path):
     entry = saved(tmp_path)
-    decisions, served = read_within(entry)
-    assert decisions["files"].keys() == {"model.xml", "model.bin"}
+    cached = read_within(entry)
+    assert cached.decisions == GOOD
+    saved_files = json.loads((entry.folder / "decisions.json").read_text())["files"]
+    assert saved_files.keys() == {"model.xml", "model.bin"}
     import openvino as ov
 
-    values = ov.Core().compile_model(served, "CPU")([np.ones((2, 224, 224, 3), np.float32)])[0]
+    compiled = ov.Core().compile_model(cached.model, "CPU")
+    values = compiled([np.ones((2, 224, 224, 3), np.float32)])[0]
     assert values.tolist() == [[3, 3, 3], [3, 3, 3]]
-    tensorflow = saved(tmp_path / "tf", {**GOOD, "runtime": "tensorflow"})
-    assert read_within(tensorflow)[1] is None
+    tensorflow = saved(tmp_path / "tf", dataclasses.replace(GOOD, runtime="tensorflow"))
+    assert read_within(tensorflow).model is None
 
 
 def rewrite_decisions(**changes):
@@ -167,7 +172,7 @@ def test_an_entry_holding_what_save_never_writes_is_deleted_unopened(tmp_path, c
     damage, why = DAMAGE[case]
     entry = saved(tmp_path)
     damage(entry.folder)
-    with caplog.at_level(logging.WARNING, logger="predictor.runtime.runtimes.compiled_cache"):
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime.compiled_cache"):
         assert read_within(entry) is None
     assert not os.path.lexists(entry.folder)
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -199,7 +204,7 @@ def test_a_swapped_model_with_rewritten_digests_is_held_to_the_contract(tmp_path
     """Whoever writes the cache can write digests that match: only the model's shape tells."""
     make, why = SWAPPED[case]
     entry = saved(tmp_path, served=make())  # save writes the swapped model's own digests
-    with caplog.at_level(logging.WARNING, logger="predictor.runtime.runtimes.compiled_cache"):
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime.compiled_cache"):
         assert read_within(entry) is None
     assert not entry.folder.exists()
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -211,7 +216,7 @@ def test_an_entry_folder_that_is_a_link_is_removed_not_followed(tmp_path, caplog
     entry = Entry.under(tmp_path / "cache", "k")
     entry.folder.parent.mkdir(parents=True)
     entry.folder.symlink_to(elsewhere.folder, target_is_directory=True)
-    with caplog.at_level(logging.WARNING, logger="predictor.runtime.runtimes.compiled_cache"):
+    with caplog.at_level(logging.WARNING, logger="predictor.runtime.compiled_cache"):
         assert read_within(entry) is None
     assert not os.path.lexists(entry.folder)
     assert "is not a folder" in caplog.text

@@ -1,6 +1,7 @@
 """A model cache that cannot be written (predictor/sources/cache.py) is a permanent failure,
 said once with the folder and the cause, the partial download removed; a network failure is
-still transient. The errors are the kernel's own: writes to /dev/full, a refused connection.
+still transient. The errors are the kernel's own: writes to /dev/full, a refused connection
+(a socket connected, so not `unit`; a full disk mid-download, in process: test_cache_full_disk.py).
 (tests/predictor/test_hostile_inputs.py fills a real file system from a real S3 download.)"""
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from predictor.sources import ModelSourceError, SourceUnavailable
-from predictor.sources.cache import cannot_write, fetch_into_cache
+from predictor.sources import SourceUnavailable
+from predictor.sources.cache import cannot_write
 from support.ports import free_port
-
-pytestmark = pytest.mark.unit
 
 
 def disk_full() -> OSError:
@@ -47,22 +46,6 @@ def test_the_errors_of_a_file_system_are_told_from_a_networks():
     assert not cannot_write(connection_refused())
     assert not cannot_write(OSError(errno.EPERM, "Operation not permitted"))  # a firewall's
     assert not cannot_write(TimeoutError())
-
-
-def test_a_full_disk_mid_download_is_permanent_and_leaves_nothing(tmp_path):
-    cache = tmp_path / "cache"
-
-    def download(temporary: Path) -> None:
-        temporary.write_bytes(b"the first bytes")
-        Path(f"{temporary}.a1b2c3").write_bytes(b"boto3's own temporary file")
-        raise disk_full()
-
-    with pytest.raises(ModelSourceError) as error:
-        fetch_into_cache(cache, "s3://models/m.keras#etag", download)
-    assert str(error.value) == (
-        f"cannot write the model cache {cache}: No space left on device (ENOSPC)"
-    )
-    assert list(cache.iterdir()) == []
 
 
 def test_s3_and_mlflow_pass_a_write_error_through_and_keep_network_errors_transient():

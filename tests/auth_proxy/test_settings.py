@@ -1,10 +1,12 @@
-"""Settings read from the environment: the course's variables, and refusals of unsafe ones."""
+"""`settings`: read from the environment, the course's variables, and refusals of unsafe ones."""
 
 from __future__ import annotations
 
 import pytest
 
-from auth_proxy.settings import SettingsError, jwks_uri_for, load_settings
+from auth_proxy.settings import SettingsError, jwks_uri_for, load_settings, parse_networks
+
+pytestmark = pytest.mark.unit
 
 BASE = {"OAUTH2_ISSUER": "https://tenant.eu.auth0.com/", "OAUTH2_AUDIENCE": "https://api"}
 
@@ -60,3 +62,9 @@ def test_several_audiences_and_algorithms():
 def test_unsafe_or_missing_settings_are_refused(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_trusted_proxies_are_parsed_by_name():
+    assert [str(n) for n in parse_networks(" 10.0.0.0/8, ::1 ,")] == ["10.0.0.0/8", "::1/128"]
+    with pytest.raises(ValueError, match="not-an-address"):
+        parse_networks("not-an-address")

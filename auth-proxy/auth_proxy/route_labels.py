@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import re
 
+from .settings import DOCS_ASSETS
+
 _NAME = r"[^/]+"
-# The documentation pages and the files they load (the predictor's docs.py serves exactly
-# these): with PUBLIC_DOCS, GET / HEAD of these exact decoded paths need no token.
-DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
-DOCS_PATHS = frozenset(
-    {"/docs", "/redoc", "/openapi.json", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)}
-)
 _REST = [
     (protocol, template, re.compile(pattern))
     for protocol, template, pattern in (
@@ -61,7 +57,8 @@ def rest_route(path: str) -> tuple[str, str]:
 
 
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
-# The V2 inference methods (the gRPC door forwards these), and the rest of the V2 service.
+# The V2 inference methods (the proxy forwards these on its gRPC port), and the rest of the
+# V2 service (counted by name, answered UNIMPLEMENTED).
 V2_INFERENCE_METHODS = (
     "ServerLive",
     "ServerReady",

@@ -99,7 +99,7 @@ def www_authenticate(refusal: Refusal, realm: str) -> str:
     return "Bearer " + ", ".join(parts)
 
 
-def rest_answer(refusal: Refusal, realm: str) -> web.Response:
+def rest_response(refusal: Refusal, realm: str) -> web.Response:
     body: dict[str, str] = {"error": refusal.error or "unauthorized"}
     body["error_description"] = refusal.description
     if refusal.scope:

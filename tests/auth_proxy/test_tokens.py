@@ -1,12 +1,19 @@
-"""`tokens.validate`, table-driven and in process: each way a token can be wrong gives the
-refusal naming the failed check; a good token gives its principal."""
+"""`tokens.validate`, in process: table-driven, each way a token can be wrong gives the refusal
+naming the failed check and a good token gives its principal; then property-based, over
+arbitrary headers, claims and signatures: a refusal or a valid principal, never another
+exception, never accepted without a good signature."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import time
 
 import jwt
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from auth_proxy.settings import TokenRules
 from auth_proxy.tokens import (
@@ -20,6 +27,8 @@ from auth_proxy.tokens import (
     validate,
 )
 from support.issuer import SigningKey as IssuerKey
+
+pytestmark = pytest.mark.unit
 
 ISSUER = "https://issuer.example/"
 AUDIENCE = "https://cats-dogs.example.com"
@@ -157,3 +166,110 @@ def test_shown_values_are_printable_and_short(value, limit, expected):
 def test_scopes_are_collected_in_order_without_duplicates():
     claims = {"scope": "a b", "scp": ["b", "c"], "permissions": ["c", "d"]}
     assert granted_scopes(claims) == ("a", "b", "c", "d")
+
+
+# The properties: a fixed, plausible now (so valid tokens exist in the space), one RSA key.
+PROPERTY_RULES = TokenRules(issuer=ISSUER, audiences=(AUDIENCE,), algorithms=("RS256", "ES256"))
+PROPERTY_NOW = 1_800_000_000
+PROPERTIES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+KEY = IssuerKey("key-1")
+OTHER = IssuerKey("key-1")  # same kid, another key: a forged signature
+PROPERTY_KEYS = {"key-1": SigningKey(jwt.PyJWK.from_dict(KEY.public_jwk).key, "RS256")}
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+times = st.integers(PROPERTY_NOW - 10**6, PROPERTY_NOW + 10**6) | st.floats() | json_values
+# Claims near a valid token: each standard claim may be right, absent, or anything at all.
+claims = st.fixed_dictionaries(
+    {},
+    optional={
+        "iss": st.just(ISSUER) | json_values,
+        "aud": st.just(AUDIENCE)
+        | st.lists(st.just(AUDIENCE) | json_values, max_size=3)
+        | json_values,
+        "exp": st.just(PROPERTY_NOW + 600) | times,
+        "nbf": st.just(PROPERTY_NOW - 10) | times,
+        "iat": st.just(PROPERTY_NOW) | times,
+        "sub": st.text(max_size=30) | json_values,
+        "scope": st.just("get::prediction") | st.text(max_size=40) | json_values,
+        "scp": st.lists(st.text(max_size=20), max_size=3) | json_values,
+        "permissions": st.lists(st.just("get::prediction") | st.text(max_size=20)) | json_values,
+    },
+)
+headers = st.fixed_dictionaries(
+    {},
+    optional={"kid": st.just("key-1") | json_values, "typ": json_values, "crit": json_values},
+)
+
+
+def outcome(token: str) -> Principal | None:
+    try:
+        return validate(token, PROPERTY_KEYS, PROPERTY_RULES, PROPERTY_NOW)
+    except TokenRejected as exc:
+        assert isinstance(exc.description, str) and exc.description
+        assert re.fullmatch(r"[\x20-\x7e]*", exc.description), exc.description
+        return None
+
+
+def b64url(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+
+@PROPERTIES
+@given(claims, headers)
+def test_signed_claims_give_a_principal_or_a_refusal(payload, header):
+    try:
+        token = jwt.encode(payload, KEY.private, algorithm="RS256", headers=header)
+    except (TypeError, ValueError, jwt.PyJWTError):
+        assume(False)  # PyJWT will not sign it: nothing to send
+    principal = outcome(token)
+    if principal is not None:
+        assert payload["iss"] == ISSUER
+        assert "get::prediction" in principal.scopes
+        assert PROPERTY_NOW - 60 <= principal.expires_at < 253402300801
+
+
+@PROPERTIES
+@given(claims, headers)
+def test_nothing_passes_without_the_right_signature(payload, header):
+    try:
+        token = jwt.encode(payload, OTHER.private, algorithm="RS256", headers=header)
+    except (TypeError, ValueError, jwt.PyJWTError):
+        assume(False)
+    assert outcome(token) is None
+
+
+@PROPERTIES
+@given(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4) | json_values,
+    st.binary(max_size=60),
+    st.binary(max_size=60),
+)
+def test_arbitrary_headers_payloads_and_signatures_are_refused(header, payload, signature):
+    token = ".".join(
+        [b64url(json.dumps(header, allow_nan=True).encode()), b64url(payload), b64url(signature)]
+    )
+    assert outcome(token) is None
+
+
+@PROPERTIES
+@given(st.text(max_size=300))
+def test_any_text_is_refused(text):
+    assert outcome(text) is None
+
+
+def test_the_time_is_fixed_for_the_properties():
+    assert time.time() - 10**9 < PROPERTY_NOW  # a plausible now: valid tokens exist in the space

@@ -1,4 +1,5 @@
-"""What crosses the door besides the message: one rule for REST headers and gRPC metadata.
+"""What the proxy sends upstream besides the message: one rule for REST headers and gRPC
+metadata.
 
 - Identity: every incoming `x-auth-*` and every `authorization*` (`authorization-bin`,
   `Authorization` itself) is dropped; the proxy alone sets `x-auth-subject` and
@@ -14,15 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from .tokens import Principal
+from .settings import Network
+from .tokens import Principal
 
 ALWAYS_DROPPED = frozenset({"forwarded", "x-real-ip"})
 FROM_TRUSTED_ONLY = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"})
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # What a percent-encoded `sub` keeps as is: printable ASCII but space, '%' and quotes.
 _SUBJECT_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%\"'\\")
 
@@ -41,7 +41,7 @@ def is_trusted(peer: str | None, trusted: Iterable[Network]) -> bool:
     return any(address in network for network in trusted)
 
 
-def passed_on(
+def upstream_headers(
     pairs: Iterable[tuple[str, Any]], peer: str | None, trusted: Iterable[Network]
 ) -> list[tuple[str, Any]]:
     """The incoming headers (or metadata) minus identity and address claims, plus the
@@ -65,22 +65,10 @@ def passed_on(
     return kept
 
 
-def identity(principal: Principal) -> list[tuple[str, str]]:
+def identity_headers(principal: Principal) -> list[tuple[str, str]]:
     """The verified identity as header-safe values: `sub` percent-encoded (UTF-8, RFC 3986)
     where it is not printable ASCII, scopes space-separated (already scope-tokens)."""
     return [
         ("x-auth-subject", quote(principal.subject, safe=_SUBJECT_SAFE)),
         ("x-auth-scopes", " ".join(principal.scopes)),
     ]
-
-
-def parse_networks(value: str) -> tuple[Network, ...]:
-    """`TRUSTED_PROXIES`: comma-separated addresses or CIDRs; ValueError names a bad one."""
-    networks = []
-    for item in (part.strip() for part in value.split(",")):
-        if item:
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                raise ValueError(f"not an address or network: {item!r}") from None
-    return tuple(networks)

@@ -1,0 +1,18 @@
+"""The cold load decides in a child process (predictor/runtime/loading.py): a child that dies as
+the OOM killer leaves it, or that refuses the model, is one clear error in the parent. Real
+children, so not `unit` (moved from tests/predictor/test_memory.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_cold_load_child_that_dies_is_one_clear_error(tmp_path):
+    from predictor.runtime.loading import decide_in_child
+    from predictor.runtime.runtimes import ModelFileError
+    from support import children
+
+    with pytest.raises(ModelFileError, match=r"exit code 137 \(killed for memory"):
+        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.killed)
+    with pytest.raises(ModelFileError, match="a test's refusal"):
+        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.refusing)
