@@ -58,8 +58,8 @@ def running_before(**extra):
     return {"revisions": {"1": OLD}, "current": 1, **extra}
 
 
-def test_a_good_deploy_stays(tmp_path, provider, door):
-    done, cluster = deploy(tmp_path, provider, base_url=door.url, **running_before())
+def test_a_good_deploy_stays(tmp_path, provider, oidc_proxy):
+    done, cluster = deploy(tmp_path, provider, base_url=oidc_proxy.url, **running_before())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "smoke test passed" in done.stdout
     assert serving(cluster) == NEW
@@ -72,10 +72,10 @@ def test_a_good_deploy_stays(tmp_path, provider, door):
     assert CLIENT[1] not in done.stdout + done.stderr
 
 
-def test_a_failed_smoke_test_rolls_back_and_fails(tmp_path, provider, door):
+def test_a_failed_smoke_test_rolls_back_and_fails(tmp_path, provider, oidc_proxy):
     """The new revision rolls out, but its smoke test fails (the client lacks the scope)."""
     done, cluster = deploy(
-        tmp_path, provider, client=NO_SCOPE_CLIENT, base_url=door.url, **running_before()
+        tmp_path, provider, client=NO_SCOPE_CLIENT, base_url=oidc_proxy.url, **running_before()
     )
     assert done.returncode == 1
     assert "invalid_scope" in done.stderr
@@ -120,7 +120,7 @@ def test_a_failed_first_deploy_has_nothing_to_roll_back_to(tmp_path, provider):
     assert not [call for call in cluster["calls"] if call[:2] == ["rollout", "undo"]]
 
 
-def test_an_unchanged_deploy_that_fails_is_undone_to_what_serves(tmp_path, provider, door):
+def test_an_unchanged_deploy_that_fails_is_undone_to_what_serves(tmp_path, provider, oidc_proxy):
     """The revision looks unchanged (an apply that changed nothing, or one whose new revision
     the annotation does not show yet): undone all the same, which Kubernetes skips when the
     template already matches."""
@@ -128,7 +128,7 @@ def test_an_unchanged_deploy_that_fails_is_undone_to_what_serves(tmp_path, provi
         tmp_path,
         provider,
         client=NO_SCOPE_CLIENT,
-        base_url=door.url,
+        base_url=oidc_proxy.url,
         revisions={"1": NEW},
         current=1,
     )
