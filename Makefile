@@ -72,7 +72,7 @@ test: lint $(TESTTOOLS)
 	$(PY) -m pytest
 
 # The unit layer alone: the tests marked `unit`, in process and pure (no server, no child, no
-# socket: tests/conftest.py fails one that starts any), about 30 s.
+# socket: tests/conftest.py fails one that starts any), under a minute.
 unit: $(TESTDEPS)
 	$(PY) -m pytest -m unit -q
 

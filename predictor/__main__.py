@@ -9,7 +9,6 @@ import warnings
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) say nothing an operator can act on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-
 from .memory import map_large_blocks
 from .model import CatsDogsOtherModel
 from .server import PredictorServer

@@ -4,28 +4,39 @@ kserve 0.21 offers no public way to do four things this server needs: bind REST 
 chosen host, put our routes before its own and drop its TimingMiddleware, build the gRPC
 server with our servicer and interceptors, and keep binary BYTES tensors undecoded. Each needs
 a private attribute, an overridden method or a constructor called with its parameters by name.
-They are all here, or named here: `RELIED_ON` lists every class attribute, instance attribute
-and callable this server relies on, and for each callable the parameters it is called with (by
-keyword) or, for a method we override, the parameters KServe calls it with. The canary,
+They are all here, or named here, with every other call into KServe the routes, the gRPC
+service and the data plane make (readiness, inference, the model registry, request parsing,
+its command-line parser): `RELIED_ON` lists every class attribute, instance attribute, module
+attribute and callable this server relies on, and for each callable the parameters it is called
+with (by keyword) or, for a method we override, the parameters KServe calls it with. The canary,
 `tests/predictor/test_kserve_glue.py`, checks each name and each signature against the installed
 kserve, so that an upgrade that removes or renames one fails there, by name, instead of the
 server breaking at run time.
+
+Calls made once, at start-up, pass their keywords through `Relied.keywords`, which checks them
+against the record. Calls made for each request (`PER_REQUEST`) pass theirs as written, at no
+cost: the canary makes each one against a stand-in that records what it is passed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent import futures
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import grpc
 from fastapi import FastAPI
 from google.protobuf.message import DecodeError
 from grpc import aio
-from kserve import Model, ModelServer
+from kserve import InferRequest, Model, ModelServer
+from kserve import model_server as kserve_model_server
+from kserve.model import BaseKServeModel
+from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -33,6 +44,8 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from kserve.utils import utils as kserve_utils
 from timing_asgi import TimingMiddleware
 from uvicorn.importer import import_from_string
 
@@ -41,19 +54,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Relied:
-    """One name in KServe this server relies on. An attribute: `parameters` is None. A callable
-    we call: `parameters` are the keywords we pass, all of them, always by name (`keywords`
-    checks each call against them). A method we override (`overridden`): the parameters, after
-    `self`, that KServe calls it with."""
+    """One name in KServe this server relies on, on a class or a module (`owner`). An attribute:
+    `parameters` is None. A callable we call: `parameters` are the keywords we pass, all of
+    them, always by name (`keywords` checks a start-up call against them; the canary checks a
+    call per request). A method we override (`overridden`): the parameters, after `self`, that
+    KServe calls it with."""
 
-    owner: type
+    owner: type | ModuleType
     name: str
     parameters: tuple[str, ...] | None = None
     overridden: bool = False
 
     def keywords(self, **arguments: Any) -> dict[str, Any]:
         """`arguments`, checked to be exactly the recorded parameters: a call that passes
-        another set fails here, at start-up, rather than drifting from what the canary checks."""
+        another set fails here, at start-up, rather than drifting from what the canary checks.
+        For calls made once, at start-up: two sets a call is too much per request."""
         if set(arguments) != set(self.parameters or ()):
             raise TypeError(
                 f"{self.owner.__name__}.{self.name} is called with {sorted(arguments)}, "
@@ -90,6 +105,14 @@ GRPC_SERVER_INIT = Relied(
 )
 SERVICER_INIT = Relied(InferenceServicer, "__init__", ("data_plane", "model_repository_extension"))
 VALIDATE_GRPC_REQUEST = Relied(InferenceServicer, "validate_grpc_request", ("request",))
+MODEL_READY = Relied(DataPlane, "model_ready", ("model_name", "disable_predictor_health_check"))
+INFER = Relied(DataPlane, "infer", ("model_name", "request", "headers"))
+MODEL_FROM_REGISTRY = Relied(DataPlane, "get_model_from_registry", ("name",))
+REGISTERED_MODELS = Relied(ModelRepository, "get_models", ())
+IS_MODEL_READY = Relied(ModelRepository, "is_model_ready", ("name",))
+FROM_GRPC = Relied(InferRequest, "from_grpc", ("request",))
+FROM_INFERENCE_REQUEST = Relied(InferRequest, "from_inference_request", ("request", "model_name"))
+TO_HEADERS = Relied(kserve_utils, "to_headers", ("context",))
 MIDDLEWARES = Relied(RESTServer, "_add_middlewares", ("app",))
 ENDPOINTS = Relied(RESTServer, "_register_endpoints", ("app",))
 EXCEPTION_HANDLERS = Relied(RESTServer, "_add_exception_handlers", ("app",))
@@ -101,6 +124,20 @@ SERVICE_METHODS = {
     method.name: Relied(InferenceServicer, method.name, ("request", "context"))
     for method in SERVICE.methods
 }
+# The calls made for each request, each by keyword as written (not through `Relied.keywords`):
+# the canary makes each against a stand-in and compares the keywords with the record.
+PER_REQUEST: tuple[Relied, ...] = (
+    *SERVICE_METHODS.values(),
+    VALIDATE_GRPC_REQUEST,
+    MODEL_READY,
+    INFER,
+    MODEL_FROM_REGISTRY,
+    REGISTERED_MODELS,
+    IS_MODEL_READY,
+    FROM_GRPC,
+    FROM_INFERENCE_REQUEST,
+    TO_HEADERS,
+)
 
 RELIED_ON: tuple[Relied, ...] = (
     # ModelServer: built with our ports, then run piece by piece by `PredictorServer.start`
@@ -156,6 +193,19 @@ RELIED_ON: tuple[Relied, ...] = (
         DataPlane, "decode", ("body", "headers", "protocol_version", "model_name"), overridden=True
     ),
     Relied(DataPlane, "ready", (), overridden=True),  # readiness: every model ready
+    # the data plane and its model registry, as the routes and the gRPC service call them
+    MODEL_READY,
+    INFER,
+    MODEL_FROM_REGISTRY,
+    Relied(DataPlane, "model_registry"),
+    REGISTERED_MODELS,
+    IS_MODEL_READY,
+    # requests, as KServe builds them from a parsed REST body or a gRPC message
+    FROM_GRPC,
+    FROM_INFERENCE_REQUEST,
+    TO_HEADERS,
+    # KServe's command-line flags, the parent of the predictor's parser (settings.py)
+    Relied(kserve_model_server, "parser"),
     # binary tensors, as kserve keeps them
     Relied(InferInput, "_raw_data"),
 )
@@ -256,11 +306,7 @@ def parsing_handlers(servicer) -> grpc.GenericRpcHandler:
     as UNKNOWN with a traceback in the log; here it is INVALID_ARGUMENT and one line."""
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
-            _parsed(
-                getattr(servicer, method.name),
-                getattr(pb, method.input_type.name),
-                SERVICE_METHODS[method.name],
-            ),
+            _parsed(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString,
         )
         for method in SERVICE.methods
@@ -268,7 +314,10 @@ def parsing_handlers(servicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
 
 
-def _parsed(behaviour, request_type, relied: Relied):
+def _parsed(behaviour, request_type):
+    """`behaviour` called with the request parsed from `raw`, by the keywords SERVICE_METHODS
+    records (checked by the canary, not on each call)."""
+
     async def parse_then_call(raw: bytes, context: aio.ServicerContext):
         try:
             request = request_type.FromString(raw)
@@ -277,15 +326,76 @@ def _parsed(behaviour, request_type, relied: Relied):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"not a valid {request_type.__name__} message"
             )
-        return await behaviour(**relied.keywords(request=request, context=context))
+        return await behaviour(request=request, context=context)
 
     return parse_then_call
+
+
+# The calls made for each request (PER_REQUEST), each by keyword: no check on the way.
 
 
 def validate_grpc_request(request: pb.ModelInferRequest) -> None:
     """KServe's own checks of a `ModelInferRequest` (raw contents against inputs), raising its
     InvalidInput."""
-    InferenceServicer.validate_grpc_request(**VALIDATE_GRPC_REQUEST.keywords(request=request))
+    InferenceServicer.validate_grpc_request(request=request)
+
+
+async def model_ready(
+    dataplane: DataPlane, model_name: str, *, disable_predictor_health_check: bool
+) -> bool:
+    """Whether the model is ready; ModelNotFound (404 / NOT_FOUND) if no model has the name.
+    `disable_predictor_health_check`: KServe's flag for a transformer's predictor, which this
+    server has none of; its inference routes pass True, its readiness routes False."""
+    return await dataplane.model_ready(
+        model_name=model_name, disable_predictor_health_check=disable_predictor_health_check
+    )
+
+
+async def infer(
+    dataplane: DataPlane, model_name: str, request: InferRequest, headers: dict[str, str]
+) -> Any:
+    """The model's answer to `request` (what its `postprocess` returns); the response headers
+    KServe returns beside it are not used."""
+    answer, _response_headers = await dataplane.infer(
+        model_name=model_name, request=request, headers=headers
+    )
+    return answer
+
+
+def model_from_registry(dataplane: DataPlane, name: str) -> BaseKServeModel:
+    """The model registered by `name`, ready or not; ModelNotFound if none is."""
+    return dataplane.get_model_from_registry(name=name)
+
+
+def registered_models(dataplane: DataPlane) -> dict[str, BaseKServeModel]:
+    """Every model in the data plane's registry, by name."""
+    return dataplane.model_registry.get_models()
+
+
+async def is_model_ready(dataplane: DataPlane, name: str) -> bool:
+    """Whether the registered model `name` is loaded (False if there is none by that name)."""
+    return await dataplane.model_registry.is_model_ready(name=name)
+
+
+def from_grpc(request: pb.ModelInferRequest) -> InferRequest:
+    """KServe's InferRequest from a gRPC message (its contents copied)."""
+    return InferRequest.from_grpc(request=request)
+
+
+def from_inference_request(request: InferenceRequest, model_name: str) -> InferRequest:
+    """KServe's InferRequest from a validated V2 REST body."""
+    return InferRequest.from_inference_request(request=request, model_name=model_name)
+
+
+def to_headers(context: grpc.ServicerContext) -> dict[str, str]:
+    """A gRPC call's metadata as the headers KServe's data plane takes."""
+    return kserve_utils.to_headers(context=context)
+
+
+def kserve_parser() -> argparse.ArgumentParser:
+    """KServe's command-line parser (`--http_port`, `--grpc_port`, `--enable_grpc`, ...): the
+    parent of the predictor's."""
+    return kserve_model_server.parser
 
 
 # What `PredictorServer` (server.py) does with KServe's `ModelServer`, in the order it does it.

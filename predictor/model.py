@@ -34,7 +34,7 @@ from .imaging import (
 from .protocol import codec, outputs
 from .protocol.codec import ImageBatch
 from .runtime import loading
-from .runtime.runtimes import Runtime
+from .runtime.base import Runtime
 from .settings import Settings
 from .sources import ResolvedModel
 
@@ -59,7 +59,7 @@ class CatsDogsOtherModel(kserve.Model):
     ready: bool  # kserve.Model's flag: the data plane answers readiness from it
 
     def __init__(self, settings: Settings):
-        super().__init__(settings.model_name)
+        super().__init__(name=settings.model_name)
         self.settings = settings
         self.model_uri = settings.model_uri
         self.resolved: ResolvedModel | None = None

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kserve import model_server
-
+from . import kserve_glue
 from .contract import MODEL_NAME
 from .imaging import ImageLimits
 from .precision.calibration import DEFAULT_DIR as DEFAULT_CALIBRATION_DIR
-from .precision.guard import PRECISIONS
+from .precision.guard import PRECISION_CHOICES
 from .runtime.cpus import available_cpus
-from .runtime.runtimes import RUNTIMES
+from .runtime.runtimes import RUNTIME_CHOICES
 from .setting_types import boolean, choice, count, count_or_zero, seconds, web_url
 
 _IMAGE_LIMITS = ImageLimits()  # its defaults are the predictor's defaults
@@ -110,12 +109,12 @@ OPTIONS: tuple[Option, ...] = (
         "(cgroup memory.max) leaves above the loaded model; 1 GiB without a limit.",
     ),
     Option(
-        "runtime", "--runtime", ("PREDICTOR_RUNTIME",), choice(*RUNTIMES), "auto",
+        "runtime", "--runtime", ("PREDICTOR_RUNTIME",), choice(*RUNTIME_CHOICES), "auto",
         "auto: convert the model to OpenVINO, check it gives Keras's values, time both and "
         "serve with the faster. openvino, or tensorflow (a compiled tf.function): that one.",
     ),
     Option(
-        "precision", "--precision", ("PRECISION",), choice(*PRECISIONS), "fp32",
+        "precision", "--precision", ("PRECISION",), choice(*PRECISION_CHOICES), "fp32",
         "fp32: Keras's values. int8 (NNCF quantization) or bf16 (CPUs with AVX512_BF16 or "
         "AMX): faster, served only when the accuracy guard passes at load (top-1 agreement "
         "with fp32 >= 99 % on held-out photos, accuracy not lower), else fp32. auto: the "
@@ -213,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m predictor",
         description="Serve the cats / dogs / other Keras classifier over V2 REST and gRPC.",
-        parents=[model_server.parser],
+        parents=[kserve_glue.kserve_parser()],
     )
     parser.set_defaults(model_name=MODEL_NAME)
     for option in OPTIONS:

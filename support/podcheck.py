@@ -12,7 +12,7 @@ import grpc
 import httpx
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
-from auth_proxy.settings import DEFAULT_PUBLIC_PATHS as PUBLIC
+from auth_proxy.public_paths import DEFAULT_PUBLIC_PATHS as PUBLIC
 
 from .clients import MODEL, grpc_image_request, grpc_stub, grpc_values
 from .images import CAT

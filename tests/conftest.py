@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 
 import pytest
 
@@ -22,23 +23,13 @@ collect_ignore = [] if os.environ.get("WORKFLOWS") == "1" else ["workflows/test_
 
 
 def _held_to_the_unit_rule(item: pytest.Item):
-    """A `unit` test's setup and call run with child processes and sockets refused
-    (support/in_process.py); one refused, even if the code under test swallowed the error,
-    fails the test."""
+    """A `unit` test's setup, call and teardown run with child processes, sockets and name
+    lookups refused (support/in_process.py); one refused, even if the code under test swallowed
+    the error, fails the test."""
     if item.get_closest_marker("unit") is None:
         return (yield)
-    with in_process.refused() as refusals:
-        try:
-            result = yield
-        except in_process.NotInProcess:
-            raise  # with the traceback of the call refused
-        except BaseException:
-            if not refusals:
-                raise
-            result = None
-    if refusals:
-        pytest.fail(refusals[0], pytrace=False)
-    return result
+    with in_process.enforced():
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -49,6 +40,33 @@ def pytest_runtest_setup(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     return (yield from _held_to_the_unit_rule(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    return (yield from _held_to_the_unit_rule(item))
+
+
+class _FixtureTeardowns:
+    """A fixture's teardown is held to the unit rule exactly when its setup was, in whichever
+    test's teardown its scope ends: a process test's fixture torn down after a unit test (the
+    last of its module, or of the session) stops its server freely; a unit test's module
+    fixture torn down after a process test is still held. A plugin, not this conftest's hook:
+    pytest asks a conftest under tests/ nothing about a session fixture (its node, the session,
+    lies above tests/)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+        held = in_process.holding()
+        teardown = ExitStack()
+        request.addfinalizer(teardown.close)  # a fixture's finalizers run last in, first out
+        result = yield
+        request.addfinalizer(lambda: teardown.enter_context(in_process.held_as(held)))
+        return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_FixtureTeardowns(), "unit-rule-fixture-teardowns")
 
 
 @pytest.fixture(scope="session")

@@ -103,7 +103,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
     async def _answer(self, method: str, requests, context: aio.ServicerContext) -> bytes:
         """The call's answer or its status, measured by method and code."""
         started = time.perf_counter()
-        protocol, route = grpc_route(method)
+        labels = grpc_route(method)
         code = "CANCELLED"  # unless the call ends otherwise: the client went away
         ending: tuple[grpc.StatusCode, str] | None = None
         with IN_FLIGHT.labels("grpc").track_inprogress():
@@ -115,7 +115,7 @@ class GrpcProxy(grpc.GenericRpcHandler):
                 ending = answered.code, answered.details
                 code = answered.code.name
             finally:
-                observe("grpc", protocol, route, code, started)
+                observe("grpc", labels.protocol, labels.route, code, started)
         # Aborted outside the `except`, keeping only the status: an exception raised or kept
         # there would hold the Answered one, and through its traceback every frame of the call
         # and the message it read, until the garbage collector's next full pass (measured: each

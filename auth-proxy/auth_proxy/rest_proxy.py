@@ -28,9 +28,10 @@ from .auth import Authorizer, one_credential
 from .budget import ByteBudget, Hold
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
+from .public_paths import CLOSED_PREFIXES, DOCS_PATHS
 from .refusals import Refusal
 from .route_labels import rest_route
-from .settings import DOCS_PATHS, Settings
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 QUERY_TOKEN_PARAMETERS = ("access_token", "token", "id_token")
-# Never forwarded, whatever the token; compared on the decoded, normalised path. KServe's
-# model-repository extension (load / unload / index): the predictor does not mount it either.
-# The predictor's metrics: served to monitoring on the admin port, not to inference clients.
-CLOSED_PREFIXES = {
-    "/v2/repository": "the model-repository extension is not served",
-    "/metrics": "metrics are served on the admin port, to monitoring",
-}
 CHUNK = 64 * 1024
 # Bodies of declared length up to this are passed on in one piece rather than chunk by chunk:
 # an image request (tens of KB) then costs one read and one write instead of a generator
@@ -168,8 +162,8 @@ class RestProxy:
     @staticmethod
     def _observe(request: web.Request, status: int) -> None:
         request[OBSERVED] = True
-        protocol, route = rest_route(request.path)
-        observe("rest", protocol, route, str(status), request[STARTED])
+        labels = rest_route(request.path)
+        observe("rest", labels.protocol, labels.route, str(status), request[STARTED])
 
     def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
         self._observe(request, refusal.status)

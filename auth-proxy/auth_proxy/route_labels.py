@@ -5,12 +5,24 @@ no series."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from .settings import DOCS_ASSETS
+from .public_paths import DOCS_ASSETS
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabels:
+    """The `protocol` and `route` labels of a request's metrics."""
+
+    protocol: str
+    route: str
+
+
+OTHER = RouteLabels(protocol="other", route="other")
 
 _NAME = r"[^/]+"
 _REST = [
-    (protocol, template, re.compile(pattern))
+    (RouteLabels(protocol=protocol, route=template), re.compile(pattern))
     for protocol, template, pattern in (
         ("v2", "/v2/health/live", r"/v2/health/live"),
         ("v2", "/v2/health/ready", r"/v2/health/ready"),
@@ -45,15 +57,15 @@ _REST = [
     )
 ]
 
-REST_TEMPLATES = frozenset(template for _, template, _ in _REST)
+REST_TEMPLATES = frozenset(labels.route for labels, _ in _REST)
 
 
-def rest_route(path: str) -> tuple[str, str]:
-    """(protocol, route template) of a REST path."""
-    for protocol, template, pattern in _REST:
+def rest_route(path: str) -> RouteLabels:
+    """The protocol and the route template of a REST path."""
+    for labels, pattern in _REST:
         if pattern.fullmatch(path):
-            return protocol, template
-    return "other", "other"
+            return labels
+    return OTHER
 
 
 GRPC_SERVICE = "/inference.GRPCInferenceService/"
@@ -79,10 +91,9 @@ GRPC_METHODS = frozenset(
     }
 )
 
+_GRPC = {GRPC_SERVICE + name: RouteLabels(protocol="v2", route=name) for name in GRPC_METHODS}
 
-def grpc_route(method: str) -> tuple[str, str]:
-    """(protocol, route) of a gRPC method: the V2 service's method name, or `other`."""
-    name = method.removeprefix(GRPC_SERVICE)
-    if method.startswith(GRPC_SERVICE) and name in GRPC_METHODS:
-        return "v2", name
-    return "other", "other"
+
+def grpc_route(method: str) -> RouteLabels:
+    """The protocol and the route of a gRPC method: the V2 service's method name, or `other`."""
+    return _GRPC.get(method, OTHER)

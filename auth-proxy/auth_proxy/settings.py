@@ -13,27 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-# What passes without a token: GET of these paths (PUBLIC_PATHS' default: the probes) ...
-DEFAULT_PUBLIC_PATHS = (
-    "/health",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/cats-dogs-other/ready",
-)
-# ... and with PUBLIC_DOCS, GET / HEAD of the documentation pages and the files they load, by
-# these exact decoded paths (the predictor's rest/docs.py serves exactly these).
-DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
-DOCS_PATHS = frozenset(
-    {"/docs", "/redoc", "/openapi.json", *(f"/docs/assets/{name}" for name in DOCS_ASSETS)}
-)
-# Public gRPC methods: only those whose request carries nothing, so that the proxy can answer
-# an anonymous call without reading its message (grpc_proxy.py). ModelReady names a model:
-# it needs a token (ServerReady says the same for this one-model server).
-PUBLIC_GRPC_ALLOWED = (
-    "/inference.GRPCInferenceService/ServerLive",
-    "/inference.GRPCInferenceService/ServerReady",
-)
-DEFAULT_PUBLIC_GRPC_METHODS = PUBLIC_GRPC_ALLOWED
+# What passes without a token (and what is closed) are path lists, in public_paths.py.
+from .public_paths import DEFAULT_PUBLIC_GRPC_METHODS, DEFAULT_PUBLIC_PATHS, PUBLIC_GRPC_ALLOWED
+
 # Never accepted, whatever OAUTH2_ALGORITHMS says: no signature, or a shared secret that a
 # public JWKS key could be abused as (the RS256 -> HS256 key-confusion attack).
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-PRECISIONS = ("fp32", "int8", "bf16", "auto")
+# What --precision may ask for; runtime/decisions.PRECISIONS: what a load serves in (no "auto").
+PRECISION_CHOICES = ("fp32", "int8", "bf16", "auto")
 REDUCED = ("int8", "bf16")
 AGREEMENT_MIN = 0.99
 # Below this the guard's answer is noise. Above it, agreement on all of n photos shows the

@@ -215,7 +215,7 @@ def infer_request_from_rest(body: bytes, json_length: str | None, model_name: st
         parsed = InferenceRequest.model_validate(document)
     except pydantic.ValidationError as exc:
         raise BadRequest(f"not a V2 inference request: {_describe(exc)}") from None
-    request = InferRequest.from_inference_request(parsed, model_name)
+    request = kserve_glue.from_inference_request(parsed, model_name)
     for index, raw in raw_by_input.items():
         kserve_glue.set_raw_data(request.inputs[index], raw)
     return request

@@ -7,6 +7,7 @@ from typing import cast
 
 from kserve.protocol.dataplane import DataPlane
 
+from .. import kserve_glue
 from ..model import CatsDogsOtherModel
 from . import codec
 
@@ -32,18 +33,18 @@ class PredictorDataPlane(DataPlane):
     async def not_ready(self) -> str:
         """Why the server is not ready: the models still loading, by name, or that none is
         registered; "" once it is ready."""
-        registry = self.model_registry
-        names = list(registry.get_models())
+        names = list(kserve_glue.registered_models(self))
         if not names:
             return NO_MODEL
-        return ", ".join([name for name in names if not await registry.is_model_ready(name)])
+        waiting = [name for name in names if not await kserve_glue.is_model_ready(self, name)]
+        return ", ".join(waiting)
 
     def decode(self, body, headers, *args, **kwargs):
         """KServe's V1 route parses its JSON body here: bounded first, by its structure (a
         V1 body is a few objects per image around base64 text; `[[],[],...]` would cost 24
         bytes of Python objects per byte sent)."""
         if isinstance(body, bytes | bytearray):
-            models = list(self.model_registry.get_models().values())
+            models = list(kserve_glue.registered_models(self).values())
             most = max((getattr(m, "max_images", 0) for m in models), default=0)
             codec.check_v1_structure(bytes(body), most)
         return super().decode(body, headers, *args, **kwargs)
@@ -51,6 +52,6 @@ class PredictorDataPlane(DataPlane):
     def model_serving(self, name: str, version: str | None = None) -> CatsDogsOtherModel:
         """The model by name (ModelNotFound: 404 / NOT_FOUND), serving `version` if one is
         named (NoSuchVersion: 404 / NOT_FOUND; ModelNotReady while it loads)."""
-        model = cast(CatsDogsOtherModel, self.get_model_from_registry(name))
+        model = cast(CatsDogsOtherModel, kserve_glue.model_from_registry(self, name))
         model.check_version(version)
         return model

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 
 from grpc import ServicerContext, StatusCode, aio
-from kserve import InferRequest
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
-from kserve.utils.utils import to_headers
 
 from .. import kserve_glue
 from ..errors import BadRequest
@@ -52,7 +50,10 @@ class PredictorServicer(InferenceServicer):
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
         self.data_plane.model_serving(request.name, request.version)
-        return pb.ModelReadyResponse(ready=await self.data_plane.model_ready(request.name))
+        ready = await kserve_glue.model_ready(
+            self.data_plane, request.name, disable_predictor_health_check=False
+        )
+        return pb.ModelReadyResponse(ready=ready)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context):
         metadata = self.data_plane.model_serving(request.name, request.version).metadata()
@@ -68,15 +69,21 @@ class PredictorServicer(InferenceServicer):
         self, request: pb.ModelInferRequest, context: ServicerContext
     ) -> pb.ModelInferResponse:
         """KServe's, answering with the requested outputs only (`outputs.py`)."""
-        if not await self.data_plane.model_ready(request.model_name, True):  # NOT_FOUND if none
+        ready = await kserve_glue.model_ready(  # NOT_FOUND if there is no such model
+            self.data_plane, request.model_name, disable_predictor_health_check=True
+        )
+        if not ready:
             raise ModelNotReady(request.model_name)
         kserve_glue.validate_grpc_request(request)
         model = self.data_plane.model_serving(request.model_name, request.model_version)
         # The message as parsed, and again as KServe's InferRequest copies its contents.
         size = request.ByteSize()
         with model.budget.take(2 * size):
-            answer, _ = await self.data_plane.infer(
-                request.model_name, InferRequest.from_grpc(request), to_headers(context)
+            answer = await kserve_glue.infer(
+                self.data_plane,
+                request.model_name,
+                kserve_glue.from_grpc(request),
+                kserve_glue.to_headers(context),
             )
         return outputs.to_grpc(answer)
 

@@ -151,7 +151,16 @@ def build(
     )
 
 
-def to_rest(answer: Answer) -> tuple[bytes, int | None]:
+@dataclass(frozen=True, slots=True)
+class RestBody:
+    """A REST answer's body: `payload`, JSON alone, or JSON then the binary outputs, in which
+    case `json_length` is the JSON part's length (the Inference-Header-Content-Length)."""
+
+    payload: bytes
+    json_length: int | None = None
+
+
+def to_rest(answer: Answer) -> RestBody:
     """The REST body, and the length of its JSON part when binary outputs follow it."""
     outputs, binaries = [], []
     for tensor in answer.outputs:
@@ -172,8 +181,8 @@ def to_rest(answer: Answer) -> tuple[bytes, int | None]:
         }
     )
     if not binaries:
-        return header, None
-    return b"".join([header, *binaries]), len(header)
+        return RestBody(payload=header)
+    return RestBody(payload=b"".join([header, *binaries]), json_length=len(header))
 
 
 def to_grpc(answer: Answer) -> pb.ModelInferResponse:

@@ -33,6 +33,7 @@ from kserve.errors import ModelNotFound, ModelNotReady
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from .. import kserve_glue
 from ..contract import MODEL_NAME
 from ..errors import BadRequest
 from ..model import CatsDogsOtherModel
@@ -78,7 +79,7 @@ class Endpoints:
 
     async def model_metadata(self, model_name: str) -> JSONResponse:
         """Inputs and outputs, and which model file is live (`versions`, `parameters`)."""
-        return JSONResponse(self.dataplane.get_model_from_registry(model_name).metadata())
+        return JSONResponse(kserve_glue.model_from_registry(self.dataplane, model_name).metadata())
 
     async def version_metadata(self, model_name: str, model_version: str) -> JSONResponse:
         """The metadata, if `model_version` is the version served."""
@@ -108,7 +109,10 @@ class Endpoints:
 
     async def _served(self, model_name: str, version: str | None = None) -> CatsDogsOtherModel:
         """The model, ready, and serving `version` if one is named."""
-        if not await self.dataplane.model_ready(model_name, True):  # ModelNotFound -> 404
+        ready = await kserve_glue.model_ready(  # ModelNotFound -> 404
+            self.dataplane, model_name, disable_predictor_health_check=True
+        )
+        if not ready:
             raise ModelNotReady(model_name)
         return self.dataplane.model_serving(model_name, version)
 
@@ -123,14 +127,16 @@ class Endpoints:
                 None, codec.infer_request_from_rest, body, header_length, model_name
             )
             infer_request.model_version = version
-            answer, _ = await self.dataplane.infer(model_name, infer_request, dict(request.headers))
-        payload, json_length = outputs.to_rest(answer)
-        if json_length is None:
-            return Response(payload, media_type="application/json")
+            answer = await kserve_glue.infer(
+                self.dataplane, model_name, infer_request, dict(request.headers)
+            )
+        sent = outputs.to_rest(answer)
+        if sent.json_length is None:
+            return Response(sent.payload, media_type="application/json")
         return Response(
-            payload,
+            sent.payload,
             media_type="application/octet-stream",
-            headers={INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)},
+            headers={INFERENCE_CONTENT_LENGTH_HEADER: str(sent.json_length)},
         )
 
 

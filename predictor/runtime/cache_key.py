@@ -2,8 +2,8 @@
 
 An entry (compiled_cache.py) is valid for exactly the inputs that decided it: the model file,
 the options (runtime, precision, threads, batch size, calibration photos), the CPU (its model
-and flags), the versions of OpenVINO, NNCF, TensorFlow and Keras, and the predictor's own code
-that decides. Any of these changed, the key changes and the next start decides afresh.
+and flags), the versions of OpenVINO, NNCF, TensorFlow, Keras and Pillow, and the predictor's
+own code that decides. Any of these changed, the key changes and the next start decides afresh.
 
 "The code that decides" is `DECIDING`, the modules whose code shapes what an entry holds, and
 every module of the predictor they import (at the top, inside a function or for type checking),
@@ -54,6 +54,7 @@ def key(**inputs: object) -> str:
         "nncf": _version("nncf"),
         "tensorflow": _version("tensorflow-cpu"),
         "keras": _version("keras"),
+        "pillow": _version("pillow"),  # decodes the calibration photos
         "code": code_digest(),
     }
     encoded = json.dumps(material, sort_keys=True).encode()
@@ -69,7 +70,7 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return platform.machine()  # not platform.processor(): it runs `uname -p`, a child
 
 
 def _version(package: str) -> str:

@@ -33,7 +33,6 @@ from .cache_key import key
 from .compiled_cache import Cached, Entry
 from .cpus import available_cpus
 from .deciding import Decided, decide
-from .deciding import run as run  # as `loading.run` too: tests/predictor/test_hostile_inputs
 from .decisions import Decisions
 from .runtimes import OpenVINORuntime, load_runtime
 

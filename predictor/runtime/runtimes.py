@@ -28,7 +28,8 @@ from .measure import images_per_second
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "openvino", "tensorflow")
+# What --runtime may ask for; decisions.RUNTIMES: what a load serves with (no "auto").
+RUNTIME_CHOICES = ("auto", "openvino", "tensorflow")
 
 
 class KerasRuntime:

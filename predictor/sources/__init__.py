@@ -83,27 +83,29 @@ def resolve(
 def _resolve_once(uri: str, cache_dir: Path) -> ResolvedModel:
     if uri.startswith("s3://"):
         obj = s3.locate(uri)
-        path, cached = fetch_into_cache(cache_dir, obj.versioned_uri, lambda p: s3.download(obj, p))
-        return ResolvedModel(uri, path, obj.uri, sha256_of(path), from_cache=cached)
+        fetched = fetch_into_cache(cache_dir, obj.versioned_uri, lambda p: s3.download(obj, p))
+        return ResolvedModel(
+            uri, fetched.path, obj.uri, sha256_of(fetched.path), from_cache=fetched.from_cache
+        )
     if uri.startswith(MLFLOW_SCHEMES):
         artifact = mlflow_source.resolve(uri)
         if artifact.artifact_uri.startswith("s3://"):
             obj = s3.locate(artifact.location)
             key, location = obj.versioned_uri, obj.uri
-            path, cached = fetch_into_cache(cache_dir, key, lambda p: s3.download(obj, p))
+            fetched = fetch_into_cache(cache_dir, key, lambda p: s3.download(obj, p))
         else:
             location = artifact.location
-            path, cached = fetch_into_cache(
+            fetched = fetch_into_cache(
                 cache_dir, location, lambda p: mlflow_source.download(artifact, p)
             )
         return ResolvedModel(
             uri,
-            path,
+            fetched.path,
             location,
-            sha256_of(path),
+            sha256_of(fetched.path),
             run_id=artifact.run_id,
             registry_version=artifact.registry_version,
-            from_cache=cached,
+            from_cache=fetched.from_cache,
         )
     if re.match(r"^[a-z][a-z0-9+.-]*://", uri) and not uri.startswith("file://"):
         raise ModelSourceError(

@@ -27,6 +27,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,16 +71,24 @@ def cached_path(cache_dir: Path, resolved_source: str) -> Path:
     return cache_dir / f"{digest}.keras"
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """The cached model file, and whether it was there already (not downloaded now)."""
+
+    path: Path
+    from_cache: bool
+
+
 def fetch_into_cache(
     cache_dir: Path, resolved_source: str, download: Callable[[Path], None]
-) -> tuple[Path, bool]:
+) -> Fetched:
     """The cached file for `resolved_source`, downloading it with `download(temporary_path)`
-    first if absent. Returns (path, True if it came from the cache). A cache that cannot be
+    first if absent. A cache that cannot be
     written raises `ModelSourceError` naming the folder and the cause; nothing is left of the
     download (the downloader's own temporary files beside ours included)."""
     target = cached_path(cache_dir, resolved_source)
     if target.is_file():
-        return target, True
+        return Fetched(path=target, from_cache=True)
     temporary = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +108,7 @@ def fetch_into_cache(
             for leftover in [temporary, *map(str, cache_dir.glob(Path(temporary).name + ".*"))]:
                 with suppress(OSError):  # the failure that got here is the one to report
                     os.unlink(leftover)
-    return target, False
+    return Fetched(path=target, from_cache=False)
 
 
 @contextmanager

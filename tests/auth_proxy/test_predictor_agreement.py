@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from auth_proxy import refusals, settings
-from auth_proxy.rest_proxy import CLOSED_PREFIXES
+from auth_proxy import public_paths, refusals, settings
+from auth_proxy.public_paths import CLOSED_PREFIXES
 from predictor.contract import MODEL_NAME
 from predictor.rest import docs, openapi
 
@@ -23,12 +23,12 @@ BASE = {"OAUTH2_ISSUER": "https://tenant.eu.auth0.com/", "OAUTH2_AUDIENCE": "htt
 def test_the_public_paths_are_the_operations_the_document_marks_public():
     paths = {path.replace("{model_name}", MODEL_NAME) for path in openapi.PUBLIC_OPERATIONS}
     assert not [path for path in paths if "{" in path], "a template the proxy cannot fill"
-    assert paths == set(settings.DEFAULT_PUBLIC_PATHS)
+    assert paths == set(public_paths.DEFAULT_PUBLIC_PATHS)
 
 
 def test_the_public_docs_are_the_pages_and_files_the_predictor_serves():
-    assert tuple(docs.ASSETS) == settings.DOCS_ASSETS
-    assert frozenset(docs.PUBLIC_PATHS) == settings.DOCS_PATHS
+    assert tuple(docs.ASSETS) == public_paths.DOCS_ASSETS
+    assert frozenset(docs.PUBLIC_PATHS) == public_paths.DOCS_PATHS
 
 
 def test_the_scope_required_is_the_one_the_document_asks_for():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from auth_proxy.settings import DOCS_PATHS
+from auth_proxy.public_paths import DOCS_PATHS
 from support.clients import raw_exchange, status_of
 from support.issuer import issuer_env
 from support.servers import start_proxy

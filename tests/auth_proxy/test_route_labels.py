@@ -32,7 +32,8 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_rest_routes_are_templates(path, expected):
-    assert rest_route(path) == expected
+    labels = rest_route(path)
+    assert (labels.protocol, labels.route) == expected
 
 
 @pytest.mark.parametrize(
@@ -46,4 +47,5 @@ def test_rest_routes_are_templates(path, expected):
     ],
 )
 def test_grpc_routes_are_known_methods(method, expected):
-    assert grpc_route(method) == expected
+    labels = grpc_route(method)
+    assert (labels.protocol, labels.route) == expected

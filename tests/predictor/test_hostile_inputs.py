@@ -27,6 +27,7 @@ import pytest
 from predictor.imaging import ImageLimits, decode_image
 from predictor.runtime import loading
 from predictor.runtime.compiled_cache import Entry
+from predictor.runtime.deciding import run
 from support import archives, images
 from support.servers import ROOT, Process, free_port, start_predictor, wait_exit, wait_ready
 from support.storage import start_s3
@@ -246,5 +247,5 @@ def test_a_swapped_entry_is_deleted_and_the_load_done_cold(
     )
     pixels = decode_image(images.CAT.read_bytes(), ImageLimits())[np.newaxis]
     expected = keras_model.predict(pixels, verbose=0)
-    np.testing.assert_allclose(loading.run(again.runtime, pixels), expected, atol=1e-4)
+    np.testing.assert_allclose(run(again.runtime, pixels), expected, atol=1e-4)
     assert load().from_cache  # the cold load wrote the entry anew

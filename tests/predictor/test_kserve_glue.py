@@ -6,24 +6,29 @@ one fails here, by name, instead of breaking the server at run time."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from kserve.errors import InvalidInput
 from kserve.model_repository import ModelRepository
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+from predictor import kserve_glue
 from predictor.kserve_glue import (
     APP,
+    PER_REQUEST,
     RELIED_ON,
     SERVICE,
+    SERVICE_METHODS,
     GrpcServer,
     Relied,
     RestServer,
     add_servers,
     grpc_server,
+    parsing_handlers,
     rest_server,
     validate_grpc_request,
 )
@@ -37,6 +42,8 @@ CALLABLES = [relied for relied in RELIED_ON if relied.parameters is not None]
 
 
 def where(relied: Relied) -> str:
+    if isinstance(relied.owner, ModuleType):
+        return f"{KSERVE}: {relied}"  # the module's own name first
     return f"{KSERVE}: {relied.owner.__module__}.{relied}"
 
 
@@ -85,7 +92,8 @@ OVERRIDES = [
     (ours, relied)
     for ours in OURS
     for relied in CALLABLES
-    if issubclass(ours, relied.owner)
+    if isinstance(relied.owner, type)
+    and issubclass(ours, relied.owner)
     and relied.name in vars(ours)
     # RestServer and GrpcServer are built with their own arguments and pass KServe's on
     and not (relied.name == "__init__" and ours in (RestServer, GrpcServer))
@@ -121,6 +129,104 @@ def test_a_call_that_passes_other_keywords_than_recorded_fails_at_once():
     }
     with pytest.raises(TypeError, match="kserve_glue records"):
         relied.keywords(http_port=1, grpc_port=2)
+
+
+class KServeStandIn:
+    """Stands in for KServe where the glue calls `relied`: as the object the method is called
+    on (any method of it), or, patched in, as the class's or the module's callable itself. Each
+    call is recorded (the name called, its positional arguments, its keywords) and answered with
+    `answer`, awaitable where KServe's is a coroutine."""
+
+    def __init__(self, relied: Relied, answer: object):
+        self.relied, self.answer = relied, answer
+        self.awaited = inspect.iscoroutinefunction(getattr(relied.owner, relied.name))
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.call(self.relied.name, *args, **kwargs)
+
+    def call(self, name: str, /, *args, **kwargs):
+        self.calls.append((name, args, kwargs))
+        if self.awaited:
+            return self._later()
+        return self.answer
+
+    async def _later(self):
+        return self.answer
+
+
+async def handled(servicer, method: str):
+    """The gRPC method's handler, as `parsing_handlers` builds it, called with an empty
+    message: it parses the request, then calls the servicer's method."""
+    details = SimpleNamespace(method=f"/{SERVICE.full_name}/{method}")
+    return await parsing_handlers(servicer).service(details).unary_unary(b"", None)
+
+
+MESSAGE = pb.ModelInferRequest(model_name="m")
+# Each call the glue makes per request, by the name of what it calls: how to make it, given the
+# stand-in (the data plane, the registry or the servicer it is called on), and KServe's answer.
+CALLS_PER_REQUEST = {
+    "InferenceServicer.validate_grpc_request": (
+        lambda kserve: kserve_glue.validate_grpc_request(MESSAGE),
+        None,
+    ),
+    "DataPlane.model_ready": (
+        lambda kserve: kserve_glue.model_ready(kserve, "m", disable_predictor_health_check=True),
+        True,
+    ),
+    "DataPlane.infer": (lambda kserve: kserve_glue.infer(kserve, "m", "request", {}), ("a", {})),
+    "DataPlane.get_model_from_registry": (
+        lambda kserve: kserve_glue.model_from_registry(kserve, "m"),
+        "model",
+    ),
+    "ModelRepository.get_models": (
+        lambda kserve: kserve_glue.registered_models(SimpleNamespace(model_registry=kserve)),
+        {},
+    ),
+    "ModelRepository.is_model_ready": (
+        lambda kserve: kserve_glue.is_model_ready(SimpleNamespace(model_registry=kserve), "m"),
+        True,
+    ),
+    "InferRequest.from_grpc": (lambda kserve: kserve_glue.from_grpc(MESSAGE), "request"),
+    "InferRequest.from_inference_request": (
+        lambda kserve: kserve_glue.from_inference_request("parsed", "m"),
+        "request",
+    ),
+    "kserve.utils.utils.to_headers": (lambda kserve: kserve_glue.to_headers("context"), {}),
+    **{
+        str(relied): (lambda kserve, method=method: handled(kserve, method), "response")
+        for method, relied in SERVICE_METHODS.items()
+    },
+}
+
+
+def test_every_call_per_request_is_made_here():
+    assert set(PER_REQUEST) <= set(RELIED_ON)
+    assert set(CALLS_PER_REQUEST) == {str(relied) for relied in PER_REQUEST}
+
+
+@pytest.mark.parametrize("relied", PER_REQUEST, ids=str)
+def test_each_call_per_request_passes_the_keywords_recorded(relied, monkeypatch):
+    """The calls made for each request pass their keywords as written, unchecked: here each
+    one is made against a stand-in, and what it passed is compared with the record."""
+    make, answer = CALLS_PER_REQUEST[str(relied)]
+    kserve = KServeStandIn(relied, answer)
+    monkeypatch.setattr(relied.owner, relied.name, kserve)  # a call on the class or module
+    made = make(kserve)
+    if inspect.iscoroutine(made):
+        asyncio.run(made)
+    calls = [(name, args, sorted(kwargs)) for name, args, kwargs in kserve.calls]
+    assert calls == [(relied.name, (), sorted(relied.parameters or ()))], (
+        f"{relied} is called otherwise than kserve_glue records"
+    )
+
+
+def test_infer_answers_with_the_models_answer_alone():
+    kserve = KServeStandIn(kserve_glue.INFER, ("the answer", {"a": "header"}))
+    assert asyncio.run(kserve_glue.infer(kserve, "m", "request", {})) == "the answer"
 
 
 def test_every_method_of_the_v2_service_is_relied_on():

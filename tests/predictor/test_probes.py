@@ -31,7 +31,7 @@ def test_live_answers_while_the_model_loads_and_ready_only_after(predictor):
 def test_the_start_up_log_has_no_grpc_fork_lines(predictor):
     """Nothing forks the server once gRPC's threads run: OpenVINO's telemetry did, at its import
     during the load, and gRPC logged `fork_posix.cc ... skipping fork() handlers` for each fork
-    (predictor/__main__.py turns the telemetry off)."""
+    (predictor/__init__.py turns the telemetry off)."""
     assert "warmed up" in predictor.log()
     forks = [line for line in predictor.log().splitlines() if "fork_posix" in line]
     assert not forks, "\n".join(forks[:5])

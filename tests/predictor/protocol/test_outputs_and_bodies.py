@@ -66,12 +66,14 @@ def test_the_top_class_is_always_the_prediction(rows):
 
 
 def test_rest_answer_json_and_binary_carry_the_same_tensors():
-    plain, length = outputs.to_rest(build(request()))
-    assert length is None
-    document = orjson.loads(plain)
+    plain = outputs.to_rest(build(request()))
+    assert plain.json_length is None
+    document = orjson.loads(plain.payload)
     assert document["model_version"] == "abc123" and document["id"] == "id-1"
     assert document["outputs"][0]["data"] == ["Cat", "Dog", "Cat"]
-    body, length = outputs.to_rest(build(request(binary_data_output=True)))
+    answer = outputs.to_rest(build(request(binary_data_output=True)))
+    body, length = answer.payload, answer.json_length
+    assert length is not None
     header = orjson.loads(body[:length])
     sizes = [o["parameters"]["binary_data_size"] for o in header["outputs"]]
     labels, values = body[length : length + sizes[0]], body[length + sizes[0] :]
@@ -81,8 +83,9 @@ def test_rest_answer_json_and_binary_carry_the_same_tensors():
 
 def test_one_output_may_be_binary_and_the_other_json():
     asked = [("prediction", {"binary_data": False}), ("values", {"binary_data": True})]
-    body, length = outputs.to_rest(build(request(asked)))
-    header = orjson.loads(body[:length])
+    answer = outputs.to_rest(build(request(asked)))
+    assert answer.json_length is not None
+    header = orjson.loads(answer.payload[: answer.json_length])
     assert header["outputs"][0]["data"] == ["Cat", "Dog", "Cat"]
     assert header["outputs"][1]["parameters"] == {"binary_data_size": 36}
 

@@ -12,8 +12,9 @@ import re
 
 import pytest
 
-from auth_proxy.route_labels import rest_route
-from auth_proxy.settings import DOCS_PATHS, SettingsError, load_settings
+from auth_proxy.public_paths import DOCS_PATHS
+from auth_proxy.route_labels import OTHER, rest_route
+from auth_proxy.settings import SettingsError, load_settings
 from predictor.rest import docs, openapi
 
 pytestmark = pytest.mark.unit
@@ -29,12 +30,12 @@ def test_the_proxys_public_docs_are_the_predictors_pages_and_files():
 
 @pytest.mark.parametrize("path", sorted(DOCS_PATHS))
 def test_every_public_docs_path_has_a_metrics_template(path):
-    assert rest_route(path)[0] == "docs"
+    assert rest_route(path).protocol == "docs"
 
 
 @pytest.mark.parametrize("path", ["/docs/assets/x.js", "/docs/assets/", "/docs/assets/a/b"])
 def test_other_asset_paths_stay_other(path):
-    assert rest_route(path) == ("other", "other")
+    assert rest_route(path) == OTHER
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import. Edits are made to a copy of the package, never to the real one."""
 
 from __future__ import annotations
 
+import platform
 import shutil
 from pathlib import Path
 
@@ -131,3 +132,17 @@ def test_a_listed_module_that_is_gone_is_an_error_not_a_smaller_key(package):
     (package / "precision" / "quantize.py").rename(package / "precision" / "quantizing.py")
     with pytest.raises(KeyError, match=r"predictor\.precision\.quantize"):
         cache_key.key(**BASE)
+
+
+def test_a_cpu_without_a_model_name_is_keyed_in_process(tmp_path, monkeypatch):
+    """cache_key.cpu_model() where /proc/cpuinfo has no "model name" (AArch64): the machine,
+    not platform.processor(), whose `uname -p` is a child process (refused here)."""
+    given = tmp_path / "cpuinfo"
+    given.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd aes bf16\n")
+
+    def opening(path, *args, **kwargs):
+        return open(given if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_key, "open", opening, raising=False)  # cache_key's own `open` only
+    monkeypatch.setattr(platform, "_uname_cache", None)  # uname asked afresh, not remembered
+    assert cache_key.cpu_model() == platform.machine()

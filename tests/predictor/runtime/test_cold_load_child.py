@@ -8,11 +8,20 @@ import pytest
 
 
 def test_a_cold_load_child_that_dies_is_one_clear_error(tmp_path):
-    from predictor.runtime.loading import decide_in_child
-    from predictor.runtime.runtimes import ModelFileError
+    from predictor.runtime.base import ModelFileError
+    from predictor.runtime.loading import LoadOptions, decide_in_child
     from support import children
 
+    options = LoadOptions(
+        choice="auto",
+        wanted="fp32",
+        threads=1,
+        max_batch_size=0,
+        cache_dir=tmp_path / "cache",
+        calibration_dir=tmp_path / "photos",
+        limits=None,
+    )
     with pytest.raises(ModelFileError, match=r"exit code 137 \(killed for memory"):
-        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.killed)
+        decide_in_child(tmp_path / "m.keras", "0" * 64, options, target=children.killed)
     with pytest.raises(ModelFileError, match="a test's refusal"):
-        decide_in_child(tmp_path / "m.keras", "0" * 64, {}, target=children.refusing)
+        decide_in_child(tmp_path / "m.keras", "0" * 64, options, target=children.refusing)

@@ -13,8 +13,8 @@ import zipfile
 import pytest
 
 from predictor import default_model
+from predictor.runtime.base import ModelFileError
 from predictor.runtime.model_file import ArchiveLimits, check_model_file
-from predictor.runtime.runtimes import ModelFileError
 from support import archives
 from support.archives import Member, deflated, stored
 

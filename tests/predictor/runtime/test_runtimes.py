@@ -11,6 +11,7 @@ import pytest
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from predictor.runtime import runtimes
+from predictor.runtime.base import ModelFileError
 from support import images
 
 
@@ -98,5 +99,5 @@ def test_a_model_openvino_cannot_convert_falls_back_to_tensorflow(model_file, ca
         "OpenVINO cannot run this model (Cannot create Transpose layer: unsupported op FancyOp): "
         "serving with TensorFlow"
     ]
-    with pytest.raises(runtimes.ModelFileError, match="OpenVINO cannot run this model"):
+    with pytest.raises(ModelFileError, match="OpenVINO cannot run this model"):
         runtimes.load_runtime(model_file, "openvino", threads=2)
