@@ -10,7 +10,7 @@ and each precision (`--precision fp32|int8|bf16`, on a fresh MODEL_CACHE_DIR):
 3. the ceiling: the served runtime (read from that cache) on pre-decoded tensors, called by
    as many threads as it runs calls at once, batch 8;
 4. top-1 agreement with FP32 and accuracy on the course photos the calibration never saw
-   (tests/data/course-photos).
+   (the labelled photos of predictor/precision/photos the calibration did not use).
 FP32 is the baseline of each ratio, measured in the same run. Writes its section of
 bench/RESULTS.md (between its markers; bench.throughput keeps it).
 """

@@ -7,9 +7,10 @@ For each model (the course's VGG16 architecture with random weights, and the bui
 1. the ceiling: each runtime on pre-decoded tensors at its best batch size, called by one
    thread and by as many threads as it runs calls at once (OpenVINO: one per stream) (images/s,
    and the share of the CPU's FP32 peak, FLOPs per image counted from the model's layers);
-2. the service end to end with a real 640x480 JPEG (a course photo, tests/data/course-photos),
-   straight to the predictor and through the auth proxy, over V2 REST JSON (base64), V2 REST
-   binary extension and gRPC, at concurrency 1, 4, 16 and 64: images/s, p50 / p95 / p99;
+2. the service end to end with a real 640x480 JPEG (a course photo from its original,
+   tests/data/course-photos/originals), straight to the predictor and through the auth proxy,
+   over V2 REST JSON (base64), V2 REST binary extension and gRPC, at concurrency 1, 4, 16 and
+   64: images/s, p50 / p95 / p99;
 3. the course's app (bench/course_app.py: one model.predict per /upload) at the same
    concurrencies;
 4. liveness latency while the service is saturated (64 clients), and the predictor's peak RSS.

@@ -45,7 +45,14 @@ LOAD_SECONDS = Gauge(
 PRECISION_AGREEMENT = Gauge(
     "predictor_precision_agreement_ratio",
     "Share of the held-out calibration photos on which a reduced precision's top-1 agreed with "
-    "FP32 at load (the accuracy guard; it serves a reduced precision only at 0.99 or more).",
+    "FP32 at load (the accuracy guard judges its lower bound, "
+    "predictor_precision_agreement_lower_bound).",
+    ["precision"],
+)
+PRECISION_AGREEMENT_BOUND = Gauge(
+    "predictor_precision_agreement_lower_bound",
+    "One-sided 95% exact (Clopper-Pearson) lower bound on that share: the guard serves a "
+    "reduced precision only when it is 0.95 or more (and its accuracy is not lower than FP32's).",
     ["precision"],
 )
 BUDGET_BYTES = Gauge(

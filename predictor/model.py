@@ -142,6 +142,7 @@ class CatsDogsOtherModel(kserve.Model):
         )
         for verdict in loaded.decisions.verdicts:
             metrics.PRECISION_AGREEMENT.labels(verdict.precision).set(verdict.agreement)
+            metrics.PRECISION_AGREEMENT_BOUND.labels(verdict.precision).set(verdict.agreement_bound)
         metrics.LOAD_SECONDS.set(seconds)
         metrics.MODEL_READY.set(1)
 
@@ -221,6 +222,9 @@ class CatsDogsOtherModel(kserve.Model):
             for verdict in self.loaded.decisions.verdicts:
                 name = verdict.precision
                 parameters[f"{name}_agreement_with_fp32"] = f"{verdict.agreement:.4f}"
+                # The guard's claim: at least this share, with guard.CONFIDENCE confidence.
+                parameters[f"{name}_agreement_lower_bound"] = f"{verdict.agreement_bound:.4f}"
+                parameters[f"{name}_guard_images"] = str(verdict.images)
                 parameters[f"{name}_guard"] = "passed" if verdict.passed else verdict.reason
             parameters["max_batch_size"] = str(self.batcher.max_batch_size)
             parameters["parallel_model_calls"] = str(self.batcher.in_flight)

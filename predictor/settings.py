@@ -24,7 +24,8 @@ from . import kserve_glue
 from .contract import MODEL_NAME
 from .imaging import ImageLimits
 from .precision.calibration import DEFAULT_DIR as DEFAULT_CALIBRATION_DIR
-from .precision.guard import PRECISION_CHOICES
+from .precision.calibration import MIN_CALIBRATION_PHOTOS
+from .precision.guard import MIN_GUARD_IMAGES, PRECISION_CHOICES
 from .runtime.cpus import available_cpus
 from .runtime.runtimes import RUNTIME_CHOICES
 from .setting_types import boolean, choice, count, count_or_zero, seconds, web_url
@@ -117,17 +118,20 @@ OPTIONS: tuple[Option, ...] = (
         "precision", "--precision", ("PRECISION",), choice(*PRECISION_CHOICES), "fp32",
         "fp32: Keras's values. int8 (NNCF quantization) or bf16 (CPUs with AVX512_BF16 or "
         "AMX): faster, served only when the accuracy guard passes at load (top-1 agreement "
-        "with fp32 >= 99 % on held-out photos, accuracy not lower), else fp32. auto: the "
-        "fastest that passes. Reduced precisions run on OpenVINO.",
+        "with fp32 on held-out photos >= 95 % with 95 % confidence, a one-sided exact bound; "
+        "accuracy not lower), else fp32. auto: the fastest that passes. Reduced precisions "
+        "run on OpenVINO.",
     ),
     Option(
         "calibration_dir", "--calibration_dir", ("CALIBRATION_DIR",), Path,
         DEFAULT_CALIBRATION_DIR,
-        "Photos to calibrate int8 on and to judge reduced precisions with (half each, split "
-        "by content); sub-folders cat/, dog/, other/ label them. Regular files only (links "
-        "followed: a ConfigMap works), each within --max_image_bytes, hidden names skipped; a "
-        "folder of copies (one distinct photo) refuses the reduced precision in one line and "
-        "serves fp32. Default: 30 course photos shipped with the predictor.",
+        f"Photos to calibrate int8 on (a quarter) and to judge reduced precisions with (the "
+        f"rest: at least {MIN_GUARD_IMAGES} for the guard's bound, so {MIN_CALIBRATION_PHOTOS} "
+        "photos or more), split by content; "
+        "sub-folders cat/, dog/, other/ label them. Regular files only (links followed: a "
+        "ConfigMap works), each within --max_image_bytes, hidden names skipped; too few "
+        "distinct photos refuse the reduced precision in one line and serve fp32. Default: "
+        "the 85 course photos shipped with the predictor.",
     ),
     Option(
         "inference_threads", "--inference_threads", ("INFERENCE_THREADS",), count,

@@ -1,7 +1,9 @@
 """Encoded test images in every format the preprocessing must match Keras on.
 
 Synthetic but structured (gradients, edges and noise), so nearest-neighbour sampling, colour
-conversion and EXIF handling all change the values if done differently from Keras.
+conversion and EXIF handling all change the values if done differently from Keras. And the
+real photos: the labelled course photos (the predictor's default calibration folder), six of
+them at their original size, and the course's own cat.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# The labelled course photos the project owns (credited in their README.md): images/ resized as
-# the predictor decodes, labels.csv, and six originals at their own size.
-COURSE_PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "course-photos"
-ORIGINAL_PHOTOS = COURSE_PHOTOS / "originals"
-CAT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cat.png"  # the course's cat
+from predictor.contract import LABELS
+from predictor.precision.calibration import DEFAULT_DIR, image_files, label_of
+
+ROOT = Path(__file__).resolve().parents[1]
+# The 85 labelled course photos the project owns, resized to 224x224 as the predictor decodes
+# them: the predictor's default calibration folder, one sub-folder per label (credited in its
+# README.md). Six of them are also kept at their original size, in tests/data.
+COURSE_PHOTOS = DEFAULT_DIR
+ORIGINAL_PHOTOS = ROOT / "tests" / "data" / "course-photos" / "originals"
+CAT = ROOT / "tests" / "fixtures" / "cat.png"  # the course's cat
 
 
 def _rgb(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -105,9 +112,20 @@ FORMATS = {
 }
 
 
+def labelled_course_photos() -> list[tuple[Path, str]]:
+    """(path, label) of each labelled course photo, sorted by file name; the label as its
+    folder names it, in lower case (cat, dog, other)."""
+    labelled = []
+    for path in image_files(COURSE_PHOTOS):
+        label = label_of(path, COURSE_PHOTOS)
+        if label >= 0:
+            labelled.append((path, LABELS[label].lower()))
+    return sorted(labelled, key=lambda photo: (photo[0].name, photo[1]))
+
+
 def course_photo_paths(count: int) -> list[Path]:
-    """The first `count` course photos (by name), as the model sees them (224x224)."""
-    return sorted((COURSE_PHOTOS / "images").glob("*.png"))[:count]
+    """The first `count` course photos (by file name), as the model sees them (224x224)."""
+    return [path for path, _ in labelled_course_photos()[:count]]
 
 
 def original_photo_paths() -> list[Path]:
@@ -116,21 +134,18 @@ def original_photo_paths() -> list[Path]:
 
 
 def course_photos_calibration_never_saw():
-    """The labelled course photos the shipped calibration set does not hold, as the model
-    sees them: (pixels [N, 224, 224, 3], label indices [N]).
+    """The labelled course photos of the default calibration folder that `calibration.load()`
+    did not put in its calibration share, as the model sees them: (pixels [N, 224, 224, 3],
+    label indices [N]), by file name.
     What the INT8 guard's claim is checked on, in the suite and in bench.precision."""
-    import numpy as np
-
-    from predictor.contract import LABELS
     from predictor.imaging import ImageLimits, decode_image
     from predictor.precision import calibration
 
     seen = {p.tobytes() for p in calibration.load().calibration}
     names = [label.lower() for label in LABELS]
     pixels, labels = [], []
-    for line in (COURSE_PHOTOS / "labels.csv").read_text().splitlines()[1:]:
-        name, label = line.split(",")
-        decoded = decode_image((COURSE_PHOTOS / "images" / name).read_bytes(), ImageLimits())
+    for path, label in labelled_course_photos():
+        decoded = decode_image(path.read_bytes(), ImageLimits())
         if decoded.tobytes() not in seen:
             pixels.append(decoded)
             labels.append(names.index(label))

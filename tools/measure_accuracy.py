@@ -1,10 +1,14 @@
 """Measure a served model as its users would: every photo of a labelled folder through the
 running service's V2 REST API, then accuracy, per-class recall and the confusion matrix.
 
-    python -m tools.measure_accuracy http://127.0.0.1:8080 tests/data/course-photos
+    python -m tools.measure_accuracy http://127.0.0.1:8080 predictor/precision/photos
     python -m tools.measure_accuracy https://<route> <folder> --token "$TOKEN"   # through the proxy
 
-The folder holds `labels.csv` (columns `file`, `label`: cat / dog / other) and `images/`.
+The folder is laid out either way:
+- one sub-folder per label, `cat/`, `dog/`, `other/` (any case): the layout `--calibration_dir`
+  and Keras's `image_dataset_from_directory` read, photos found as the calibration folder's are
+  (predictor/precision/calibration.py); photos outside a label's folder are not counted;
+- `labels.csv` (columns `file`, `label`: cat / dog / other) beside `images/`, which holds the files.
 """
 
 from __future__ import annotations
@@ -18,7 +22,30 @@ from pathlib import Path
 import httpx
 
 from predictor.contract import LABELS, MODEL_NAME
+from predictor.precision.calibration import CalibrationError, image_files, label_of
 from tools.scoring import report
+
+
+def labelled_photos(folder: Path) -> list[tuple[Path, int]]:
+    """(path, index into LABELS) of each labelled photo of `folder`: from its `labels.csv` and
+    `images/` if it has one, else from its label sub-folders, in path order."""
+    if (folder / "labels.csv").is_file():
+        index = {label.lower(): n for n, label in enumerate(LABELS)}
+        with open(folder / "labels.csv", newline="") as file:
+            return [
+                (folder / "images" / row["file"], index[row["label"].strip().lower()])
+                for row in csv.DictReader(file)
+            ]
+    try:
+        files = image_files(folder)
+    except CalibrationError as problem:
+        sys.exit(str(problem).replace("calibration folder", "folder"))
+    labelled = [(path, label_of(path, folder)) for path in files]
+    labelled = [(path, label) for path, label in labelled if label >= 0]
+    if not labelled:
+        names = ", ".join(f"{label.lower()}/" for label in LABELS)
+        sys.exit(f"folder {folder} holds neither labels.csv nor photos under {names}")
+    return labelled
 
 
 def classify(client: httpx.Client, paths: list[Path]) -> list[str]:
@@ -42,27 +69,27 @@ def classify(client: httpx.Client, paths: list[Path]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8080")
-    parser.add_argument("folder", type=Path, help="a folder with labels.csv and images/")
+    parser.add_argument(
+        "folder",
+        type=Path,
+        help="a folder with sub-folders cat/, dog/, other/, or with labels.csv and images/",
+    )
     parser.add_argument("--token", help="a bearer token, when calling through the auth proxy")
     parser.add_argument("--batch", type=int, default=8, help="images per request")
     args = parser.parse_args(argv)
 
-    with open(args.folder / "labels.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
-    index = {label.lower(): n for n, label in enumerate(LABELS)}
-    truth = [index[row["label"].strip().lower()] for row in rows]
+    photos = labelled_photos(args.folder)
+    truth = [label for _, label in photos]
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     predicted: list[int] = []
     with httpx.Client(base_url=args.url, headers=headers, timeout=120) as client:
-        for start in range(0, len(rows), args.batch):
-            paths = [
-                args.folder / "images" / row["file"] for row in rows[start : start + args.batch]
-            ]
+        for start in range(0, len(photos), args.batch):
+            paths = [path for path, _ in photos[start : start + args.batch]]
             predicted += [LABELS.index(label) for label in classify(client, paths)]
     metadata = httpx.get(f"{args.url}/v2/models/{MODEL_NAME}", headers=headers).json()
     facts = metadata.get("parameters") or {}
     print(f"model: {facts.get('model') or facts.get('uri')} (sha256 {facts.get('sha256', '?')})")
-    print(f"{len(rows)} photos from {args.folder}")
+    print(f"{len(photos)} photos from {args.folder}")
     print(report(truth, predicted))
 
 

@@ -1,16 +1,20 @@
-"""The photos a reduced precision is calibrated and judged on: one folder, split in two.
+"""The photos a reduced precision is calibrated and judged on: one folder, split in two shares.
 
 Layout: image files anywhere under the folder; those in a sub-folder named after a label
 (`cat/`, `dog/`, `other/`, any case, as Keras's `image_dataset_from_directory` reads a dataset)
 are labelled with it, the others are used for agreement only. Each photo is decoded exactly as
-a request's is (imaging.py), then the set is split by the SHA-256 of each file's bytes: the
-first half in that order calibrates the quantizer, the second is held out for the guard. The
-split does not depend on file names or listing order, so the same folder always gives the same
-halves, and the guard never sees a photo the calibration saw.
+a request's is (imaging.py), then the set is split by the SHA-256 of each photo's decoded
+pixels: in that order every fourth photo calibrates the quantizer (with its views, views.py),
+the other three are held out for the guard, whose bound needs the larger share (guard.py: 59
+photos at least; a couple of dozen calibrate INT8 as well as a hundred). The split depends on
+neither file names, nor listing order, nor how a photo was encoded: the same folder always
+gives the same split, and the guard never sees a photo the calibration saw, not even a
+re-encoded copy of one (a PNG and a BMP of the same pixels count once).
 
 Up to `2 * MOST_IMAGES` files are read (in path order), each within the predictor's image
-limits. The default folder is `precision/photos/`: 30 photos from the course's dataset (see its
-README for their source and licence), resized to 224x224 as the predictor resizes them.
+limits. The default folder is `precision/photos/`: the 85 labelled photos of the course's dataset
+(see its README for their source and licence), resized to 224x224 as the predictor resizes
+them: 22 calibrate, 63 are held out, enough for the guard's bound to pass honestly.
 
 The folder may be a volume someone else fills, so it is read warily. Links are followed (a
 Kubernetes ConfigMap or Secret volume is a tree of links, `cat -> ..data/cat`), but an image file
@@ -27,6 +31,7 @@ once copies count once (all copies of one photo) leaves nothing to hold out: ref
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
 from collections import deque
@@ -42,12 +47,16 @@ from .guard import MIN_GUARD_IMAGES
 
 DEFAULT_DIR = Path(__file__).parent / "photos"
 SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
-# 100 to calibrate (NNCF's statistics settle well within that) and 100 to judge: 120 MB of
+# 50 to calibrate (views.py adds views up to 150 samples in all) and 150 to judge: 120 MB of
 # pixels at most, which a pod loading VGG16 can afford; more photos in the folder are ignored.
 MOST_IMAGES = 100
 # Names the walk looks at before giving up: a dataset of tens of thousands of photos is fine, a
 # link to `/` or to a huge tree ends in seconds instead of walking the machine.
 MOST_ENTRIES = 100_000
+
+
+# The fewest distinct photos whose held-out share (three quarters) can pass the guard.
+MIN_CALIBRATION_PHOTOS = math.ceil(MIN_GUARD_IMAGES * 4 / 3)
 
 
 class CalibrationError(ValueError):
@@ -133,13 +142,14 @@ def read_photo(path: Path, root: Path, max_bytes: int) -> bytes:
 
 
 def split(digests: list[str]) -> tuple[list[int], list[int]]:
-    """Indices of (calibration, held-out): alternating in the order of the files' digests,
-    each distinct file once (a copy of a calibration photo is not held out)."""
+    """Indices of (calibration, held-out): in the order of the photos' digests, every fourth to
+    calibrate and the other three held out, each distinct photo once (a copy of a calibration
+    photo is not held out)."""
     first: dict[str, int] = {}
     for index, digest in enumerate(digests):
         first.setdefault(digest, index)
     order = [first[digest] for digest in sorted(first)]
-    return order[0::2], order[1::2]
+    return order[0::4], [index for place, index in enumerate(order) if place % 4]
 
 
 def fingerprint(root: Path = DEFAULT_DIR, limits: ImageLimits | None = None) -> str:
@@ -162,7 +172,8 @@ def _whole(digests: list[str], labels: list[int]) -> str:
 def load(root: Path = DEFAULT_DIR, limits: ImageLimits | None = None) -> CalibrationSet:
     limits = limits or ImageLimits()
     files = image_files(root)[: 2 * MOST_IMAGES]
-    digests, labels, pixels = [], [], np.empty((len(files), *PIXELS_SHAPE), dtype=np.float32)
+    pixels = np.empty((len(files), *PIXELS_SHAPE), dtype=np.float32)
+    digests, decoded, labels = [], [], []
     for index, path in enumerate(files):
         data = read_photo(path, root, limits.max_bytes)
         try:
@@ -170,12 +181,14 @@ def load(root: Path = DEFAULT_DIR, limits: ImageLimits | None = None) -> Calibra
         except ImageProblem as problem:
             raise CalibrationError(f"{path.relative_to(root)}: {problem}") from None
         digests.append(hashlib.sha256(data).hexdigest())
+        decoded.append(hashlib.sha256(pixels[index].tobytes()).hexdigest())
         labels.append(label_of(path, root))
-    calibrate, held_out = split(digests)
-    if not held_out:  # one distinct photo: nothing to judge on (nor two halves to split)
+    calibrate, held_out = split(decoded)  # by pixels: a re-encoded copy is the same photo
+    if not held_out:  # one distinct photo: nothing to judge on (nor two shares to split)
         raise CalibrationError(
             f"calibration folder {root}: 1 distinct photo in {len(files)} files (copies count "
-            f"once); {2 * MIN_GUARD_IMAGES} are needed, half to calibrate, half held out"
+            f"once); {MIN_CALIBRATION_PHOTOS} are needed, a quarter to calibrate, "
+            "the rest held out"
         )
     label_array = np.array(labels, dtype=np.int64)
     return CalibrationSet(

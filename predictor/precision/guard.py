@@ -8,14 +8,21 @@
 - `auto`: the fastest of those that pass the guard, FP32 when none does.
 
 The guard (`judge`): on held-out photos (never used for calibration) the reduced model's top-1
-must agree with FP32's on at least `AGREEMENT_MIN` of them, and its accuracy on the labelled
-ones must not be lower than FP32's. A precision that fails is not served; the log says why.
-These are pure functions of the outputs: quantize.py and runtime/deciding.py do the work around
-them.
+must agree with FP32's, and the evidence must be enough: the one-sided 95 % exact
+(Clopper-Pearson) lower bound on the share of photos it agrees on must reach `AGREEMENT_MIN`
+(95 %). Exact, because the usual approximations (Wald, Wilson) claim more than they hold at
+full agreement, the very case a guard meets most: Wilson's bound passes 56 of 56 photos, yet
+a model agreeing on exactly 95 % of photos would pass it 5.7 % of the time, not 5 %. All of 63
+held-out photos agreeing bounds it at 95.4 %: that passes; one of them disagreeing, or fewer
+than `MIN_GUARD_IMAGES` (59) photos, cannot prove it and refuses. Its accuracy on the labelled
+ones must not be lower than FP32's either. A precision that fails is not served; the log says
+why. These are pure functions of the outputs: quantize.py and runtime/deciding.py do the work
+around them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -24,11 +31,35 @@ import numpy as np
 # What --precision may ask for; runtime/decisions.PRECISIONS: what a load serves in (no "auto").
 PRECISION_CHOICES = ("fp32", "int8", "bf16", "auto")
 REDUCED = ("int8", "bf16")
-AGREEMENT_MIN = 0.99
-# Below this the guard's answer is noise. Above it, agreement on all of n photos shows the
-# disagreement rate is small, not that it is under 1 %: that takes ~100 photos (the README
-# says so; the 30 shipped photos hold out 15).
-MIN_GUARD_IMAGES = 10
+# The guard's claim: with 95 % confidence, the reduced model's top-1 is FP32's on at least 95 %
+# of photos like the held-out ones.
+AGREEMENT_MIN = 0.95
+CONFIDENCE = 0.95
+# The fewest held-out photos whose full agreement reaches it: (1 - confidence)^(1/n) >= min.
+MIN_GUARD_IMAGES = math.ceil(math.log(1 - CONFIDENCE) / math.log(AGREEMENT_MIN))
+
+
+def agreement_lower_bound(agreeing: int, images: int) -> float:
+    """The one-sided `CONFIDENCE` exact (Clopper-Pearson) lower bound on a share seen as
+    agreeing / images: the smallest share p under which seeing `agreeing` or more of `images`
+    still has a chance of at least 1 - CONFIDENCE."""
+    if images <= 0 or agreeing <= 0:
+        return 0.0
+    alpha = 1 - CONFIDENCE
+    if agreeing == images:
+        return alpha ** (1 / images)
+
+    def at_least(p: float) -> float:  # P(X >= agreeing) for X ~ Binomial(images, p)
+        return sum(
+            math.comb(images, k) * p**k * (1 - p) ** (images - k)
+            for k in range(agreeing, images + 1)
+        )
+
+    low, high = 0.0, agreeing / images
+    for _ in range(60):  # bisection: at_least grows with p
+        middle = (low + high) / 2
+        low, high = (middle, high) if at_least(middle) < alpha else (low, middle)
+    return low
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,7 @@ class Verdict:
     precision: str
     passed: bool
     agreement: float  # share of held-out photos whose top-1 is FP32's
+    agreement_bound: float  # its one-sided CONFIDENCE exact lower bound
     accuracy: float | None  # on the labelled held-out photos; None when none is labelled
     fp32_accuracy: float | None
     images: int
@@ -52,33 +84,59 @@ class Verdict:
             if self.accuracy is not None and self.fp32_accuracy is not None
             else ""
         )
-        return f"top-1 agreement with FP32 {self.agreement:.1%} on {self.images} photos{accuracy}"
+        return (
+            f"top-1 agreement with FP32 {self.agreement:.1%} on {self.images} held-out photos, "
+            f"at least {self.agreement_bound:.1%} with {CONFIDENCE:.0%} confidence "
+            f"(one-sided exact bound){accuracy}"
+        )
 
 
 def judge(precision: str, fp32: np.ndarray, reduced: np.ndarray, labels: np.ndarray) -> Verdict:
     """The guard. `fp32` and `reduced`: [N, classes] outputs on the same held-out photos;
     `labels`: [N] class indices, -1 where a photo has none."""
     images = len(fp32)
-    if images < MIN_GUARD_IMAGES:
-        return Verdict(
-            precision, False, 0.0, None, None, images,
-            f"{images} held-out photos; the guard needs at least {MIN_GUARD_IMAGES}",
-        )  # fmt: skip
     fp32_top, reduced_top = fp32.argmax(axis=1), reduced.argmax(axis=1)
-    agreement = float(np.mean(fp32_top == reduced_top))
+    agreeing = int(np.sum(fp32_top == reduced_top))
+    agreement = agreeing / images if images else 0.0
+    bound = agreement_lower_bound(agreeing, images)
     labelled = labels >= 0
     accuracy = fp32_accuracy = None
     if labelled.any():
         accuracy = float(np.mean(reduced_top[labelled] == labels[labelled]))
         fp32_accuracy = float(np.mean(fp32_top[labelled] == labels[labelled]))
     reasons = []
-    if agreement < AGREEMENT_MIN:
-        reasons.append(f"top-1 agreement {agreement:.1%} < {AGREEMENT_MIN:.0%}")
+    if images < MIN_GUARD_IMAGES:
+        reasons.append(too_few(images))
+    elif bound < AGREEMENT_MIN:
+        reasons.append(
+            f"top-1 agreement {agreement:.1%} ({agreeing} of {images}): at least {bound:.1%} "
+            f"with {CONFIDENCE:.0%} confidence < {AGREEMENT_MIN:.0%}"
+        )
     if accuracy is not None and fp32_accuracy is not None and accuracy < fp32_accuracy:
         reasons.append(f"accuracy {accuracy:.1%} < FP32's {fp32_accuracy:.1%}")
     return Verdict(
-        precision, not reasons, agreement, accuracy, fp32_accuracy, images, "; ".join(reasons)
+        precision,
+        not reasons,
+        agreement,
+        bound,
+        accuracy,
+        fp32_accuracy,
+        images,
+        "; ".join(reasons),
     )
+
+
+def too_few(images: int) -> str:
+    """Why `images` held-out photos can never pass (fewer than MIN_GUARD_IMAGES)."""
+    return (
+        f"{images} held-out photos cannot show {AGREEMENT_MIN:.0%} agreement with "
+        f"{CONFIDENCE:.0%} confidence: the guard needs at least {MIN_GUARD_IMAGES}"
+    )
+
+
+def refused_unjudged(precision: str, images: int) -> Verdict:
+    """The verdict on a folder too small to prove anything, reached without quantizing."""
+    return Verdict(precision, False, 0.0, 0.0, None, None, images, too_few(images))
 
 
 def cpu_flags() -> frozenset[str]:

@@ -134,6 +134,10 @@ def try_precision(
     """One reduced precision of the OpenVINO model `source`: quantized on the calibration
     photos (int8) or recompiled (bf16), then judged by the guard against FP32's outputs on the
     held-out ones (`reference`). The log says how it went."""
+    if len(photos.held_out) < guard.MIN_GUARD_IMAGES:  # nothing it could prove: not quantized
+        verdict = guard.refused_unjudged(precision, len(photos.held_out))
+        logger.warning("precision %s refused by the guard (%s)", precision, verdict.reason)
+        return Judged(verdict, None)
     started = time.monotonic()
     model = quantize_int8(source, photos.calibration) if precision == "int8" else source
     runtime = OpenVINORuntime.compile(model, threads, precision)

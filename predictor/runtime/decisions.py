@@ -69,6 +69,7 @@ def _verdict(data: object) -> Verdict:
         and data.get("precision") in REDUCED
         and isinstance(data.get("passed"), bool)
         and isinstance(data.get("agreement"), float)
+        and isinstance(data.get("agreement_bound"), float)
         and all(isinstance(data.get(name), float | None) for name in ("accuracy", "fp32_accuracy"))
         and isinstance(images, int)
         and not isinstance(images, bool)
@@ -79,6 +80,7 @@ def _verdict(data: object) -> Verdict:
         precision=data["precision"],
         passed=data["passed"],
         agreement=data["agreement"],
+        agreement_bound=data["agreement_bound"],
         accuracy=data.get("accuracy"),
         fp32_accuracy=data.get("fp32_accuracy"),
         images=images,

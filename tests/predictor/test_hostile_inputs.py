@@ -63,7 +63,8 @@ def test_int8_on_copies_of_one_photo_serves_fp32_and_says_why(tmp_path, model_fi
     assert len(warnings) == 1, log[-3000:]
     assert warnings[0].endswith(
         f"precision int8 not tried (calibration folder {photos}: 1 distinct photo in 30 files "
-        "(copies count once); 20 are needed, half to calibrate, half held out): serving fp32"
+        "(copies count once); 79 are needed, a quarter to calibrate, the rest held out): "
+        "serving fp32"
     )
     assert "Traceback" not in log
 

@@ -17,7 +17,7 @@ import pytest
 
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
-from predictor.precision import calibration, guard
+from predictor.precision import calibration, guard, views
 from predictor.runtime import loading, runtimes
 from predictor.runtime.deciding import run
 from support import images
@@ -48,14 +48,37 @@ def int8_cold(tmp_path_factory):
 def test_int8_passes_the_guard_and_agrees_on_photos_calibration_never_saw(int8_cold, caplog):
     assert int8_cold.runtime.name == "openvino" and int8_cold.runtime.precision == "int8"
     [verdict] = int8_cold.decisions.verdicts
-    assert verdict.passed and verdict.images == 15 and verdict.agreement == 1.0
+    assert verdict.passed and verdict.images == 63 and verdict.agreement == 1.0
+    assert verdict.agreement_bound >= guard.AGREEMENT_MIN
     pixels, labels = images.course_photos_calibration_never_saw()
-    fp32 = run(runtimes.load_runtime(default_model.PATH, "openvino", THREADS), pixels)
-    int8 = run(int8_cold.runtime, pixels)
-    wider = guard.judge("int8", fp32, int8, labels)
-    print(f"int8 on {len(pixels)} course photos calibration never saw: {wider.describe()}")
-    assert len(pixels) >= 60
-    assert wider.agreement >= 0.99 and wider.accuracy >= wider.fp32_accuracy
+    assert len(pixels) == 63
+    # 63 photos all agree under any recipe: their views (crops, mirrors, brightness) put more
+    # of them near a decision boundary, where a quantization's error shows as flips
+    seen = views.views_of(pixels, 20)
+    fp32_runtime = runtimes.load_runtime(default_model.PATH, "openvino", THREADS)
+    fp32 = run(fp32_runtime, seen)
+    int8 = run(int8_cold.runtime, seen)
+    wider = guard.judge("int8", fp32, int8, np.repeat(labels, 20))
+    difference = float(np.abs(int8 - fp32).mean())
+    # The baseline in the same run, on this CPU: NNCF's defaults on the calibration photos alone
+    plain = run(runtimes.OpenVINORuntime.compile(plain_int8(fp32_runtime.source), THREADS), seen)
+    plain_difference = float(np.abs(plain - fp32).mean())
+    print(
+        f"int8 on {len(seen)} views of them: {wider.describe()}; mean |diff| {difference:.4f} "
+        f"(NNCF's defaults: {plain_difference:.4f})"
+    )
+    assert wider.agreement >= 0.99
+    assert wider.accuracy >= wider.fp32_accuracy - 0.005
+    # measured 0.0033 against 0.0046 on AVX512-VNNI (docs/precision.md)
+    assert difference <= 0.85 * plain_difference
+
+
+def plain_int8(source):
+    import nncf
+
+    photos = calibration.load()
+    dataset = nncf.Dataset([photo[None] for photo in photos.calibration])
+    return nncf.quantize(source, dataset, subset_size=len(photos.calibration))
 
 
 def test_auto_serves_the_fastest_precision_that_passes(tmp_path, caplog):
@@ -87,7 +110,8 @@ def test_a_guard_that_cannot_judge_serves_fp32_and_says_why(tmp_path, caplog, mo
     assert loaded.runtime.precision == "fp32"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings[0].startswith(
-        "precision int8 refused by the guard (4 held-out photos; the guard needs at least 10;"
+        "precision int8 refused by the guard (6 held-out photos cannot show 95% agreement "
+        "with 95% confidence: the guard needs at least 59)"
     )
     assert warnings[1] == "precision int8: no reduced precision passed the guard: serving fp32"
 
@@ -169,7 +193,10 @@ def test_the_predictor_says_what_it_serves_and_restarts_warm_in_seconds(tmp_path
     assert metadata["precision"] == "int8"
     assert metadata["int8_guard"] == "passed"
     assert metadata["int8_agreement_with_fp32"] == "1.0000"
+    assert metadata["int8_agreement_lower_bound"] == "0.9536"  # 63 of 63, exact, 95 %
+    assert metadata["int8_guard_images"] == "63"
     assert 'predictor_precision_agreement_ratio{precision="int8"} 1.0' in page
+    assert 'predictor_precision_agreement_lower_bound{precision="int8"} 0.953' in page
     info = page.split("predictor_model_info{", 1)[1].split("}", 1)[0]
     assert 'precision="int8"' in info and 'runtime="openvino"' in info
     started = time.monotonic()

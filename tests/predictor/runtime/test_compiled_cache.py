@@ -31,7 +31,7 @@ def tiny_openvino_model():
     return ov.Model([ops.multiply(mean, weights)], [x], "tiny")
 
 
-INT8 = Verdict("int8", True, 1.0, 0.9, 0.9, 15, "")
+INT8 = Verdict("int8", True, 1.0, 0.9539, 0.9, 0.9, 56, "")
 GOOD = Decisions(runtime="openvino", precision="int8", max_batch_size=8, verdicts=(INT8,))
 
 

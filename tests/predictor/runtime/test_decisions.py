@@ -1,6 +1,7 @@
 """What a load decided, as one record (predictor/runtime/decisions.py): `to_json` is what
 decisions.json has always held, `from_json` reads it back and refuses, in one line, anything
-`to_json` would not write (the cache then deletes the entry and loads cold)."""
+`to_json` would not write (the cache then deletes the entry and loads cold), an entry written
+before the guard stated its bound included."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from predictor.runtime.decisions import Decisions, InvalidDecisions
 
 pytestmark = pytest.mark.unit
 
-INT8 = Verdict("int8", True, 1.0, 0.9333, 0.9333, 15, "")
-BF16 = Verdict("bf16", False, 0.9333, None, None, 15, "top-1 agreement 93.3% < 99%")
+INT8 = Verdict("int8", True, 1.0, 0.9539, 0.9333, 0.9333, 56, "")
+BF16 = Verdict("bf16", False, 0.9821, 0.9238, None, None, 56, "top-1 agreement 98.2% (55 of 56)")
 DECIDED = Decisions(runtime="openvino", precision="int8", max_batch_size=4, verdicts=(INT8, BF16))
 
-# decisions.json as the load wrote it before `Decisions` (a dict built in loading.py): the
-# format is unchanged, so entries written then still read.
-WRITTEN_BEFORE = {
+# decisions.json as the load writes it (a dict built in loading.py before `Decisions`, the same
+# format then, with the guard's bound since).
+WRITTEN = {
     "files": {"model.bin": "ab" * 32, "model.xml": "cd" * 32},
     "max_batch_size": 4,
     "precision": "int8",
@@ -28,20 +29,22 @@ WRITTEN_BEFORE = {
         {
             "accuracy": 0.9333,
             "agreement": 1.0,
+            "agreement_bound": 0.9539,
             "fp32_accuracy": 0.9333,
-            "images": 15,
+            "images": 56,
             "passed": True,
             "precision": "int8",
             "reason": "",
         },
         {
             "accuracy": None,
-            "agreement": 0.9333,
+            "agreement": 0.9821,
+            "agreement_bound": 0.9238,
             "fp32_accuracy": None,
-            "images": 15,
+            "images": 56,
             "passed": False,
             "precision": "bf16",
-            "reason": "top-1 agreement 93.3% < 99%",
+            "reason": "top-1 agreement 98.2% (55 of 56)",
         },
     ],
 }
@@ -53,17 +56,25 @@ def test_decisions_survive_json_as_they_are():
     assert Decisions.from_json(json.loads(json.dumps(fp32.to_json()))) == fp32
 
 
-def test_an_entry_written_before_the_record_reads_as_the_same_decisions():
-    assert Decisions.from_json(WRITTEN_BEFORE) == DECIDED
-    assert DECIDED.to_json() == {k: v for k, v in WRITTEN_BEFORE.items() if k != "files"}
+def test_an_entry_as_the_load_writes_it_reads_as_the_same_decisions():
+    assert Decisions.from_json(WRITTEN) == DECIDED
+    assert DECIDED.to_json() == {k: v for k, v in WRITTEN.items() if k != "files"}
+
+
+def test_a_verdict_written_before_the_bound_is_refused_not_read_as_passing():
+    """Entries of older images: their key differs (the deciding code changed), but one that
+    came back anyway is loaded cold, never served on a guard that claimed no bound."""
+    old = {k: v for k, v in WRITTEN["verdicts"][0].items() if k != "agreement_bound"}
+    with pytest.raises(InvalidDecisions, match="malformed verdicts"):
+        Decisions.from_json({**WRITTEN, "verdicts": [old]})
 
 
 def verdict_with(**changes) -> dict:
-    return {**WRITTEN_BEFORE, "verdicts": [{**WRITTEN_BEFORE["verdicts"][0], **changes}]}
+    return {**WRITTEN, "verdicts": [{**WRITTEN["verdicts"][0], **changes}]}
 
 
 def without(name: str) -> dict:
-    return {k: v for k, v in WRITTEN_BEFORE.items() if k != name}
+    return {k: v for k, v in WRITTEN.items() if k != name}
 
 
 @pytest.mark.parametrize(
@@ -72,20 +83,21 @@ def without(name: str) -> dict:
         ([1], "decisions.json is not an object"),
         (None, "decisions.json is not an object"),
         (without("runtime"), "no runtime"),
-        ({**WRITTEN_BEFORE, "runtime": "auto"}, "no runtime"),
-        ({**WRITTEN_BEFORE, "runtime": ["openvino"]}, "no runtime"),
-        ({**WRITTEN_BEFORE, "precision": "auto"}, "no precision"),
-        ({**WRITTEN_BEFORE, "precision": None}, "no precision"),
+        ({**WRITTEN, "runtime": "auto"}, "no runtime"),
+        ({**WRITTEN, "runtime": ["openvino"]}, "no runtime"),
+        ({**WRITTEN, "precision": "auto"}, "no precision"),
+        ({**WRITTEN, "precision": None}, "no precision"),
         (without("max_batch_size"), "no batch size"),
-        ({**WRITTEN_BEFORE, "max_batch_size": True}, "no batch size"),
-        ({**WRITTEN_BEFORE, "max_batch_size": 4.0}, "no batch size"),
-        ({**WRITTEN_BEFORE, "max_batch_size": 1025}, "no batch size"),
+        ({**WRITTEN, "max_batch_size": True}, "no batch size"),
+        ({**WRITTEN, "max_batch_size": 4.0}, "no batch size"),
+        ({**WRITTEN, "max_batch_size": 1025}, "no batch size"),
         (without("verdicts"), "malformed verdicts"),
-        ({**WRITTEN_BEFORE, "verdicts": {}}, "malformed verdicts"),
-        ({**WRITTEN_BEFORE, "verdicts": ["int8"]}, "malformed verdicts"),
+        ({**WRITTEN, "verdicts": {}}, "malformed verdicts"),
+        ({**WRITTEN, "verdicts": ["int8"]}, "malformed verdicts"),
         (verdict_with(precision="fp32"), "malformed verdicts"),
         (verdict_with(passed=1), "malformed verdicts"),
         (verdict_with(agreement=1), "malformed verdicts"),
+        (verdict_with(agreement_bound=None), "malformed verdicts"),
         (verdict_with(accuracy="0.9"), "malformed verdicts"),
         (verdict_with(images=True), "malformed verdicts"),
         (verdict_with(reason=None), "malformed verdicts"),
