@@ -27,14 +27,11 @@ import json
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import orjson
-from grpc import aio
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from bench.proxy_overhead import grpc_throughput, throughput
 from predictor import default_model
@@ -70,7 +67,7 @@ def tensor_loads(process) -> dict:
         model_name=MODEL, inputs=[tensor], raw_input_contents=[pixels.astype("<f4").tobytes()]
     )
     return {
-        "gRPC tensor": lambda c, s: grpc_calls(process.grpc_target, request, c, s),
+        "gRPC tensor": lambda c, s: grpc_throughput(process.grpc_target, [], c, s, request),
         "REST JSON tensor": lambda c, s: throughput(
             process.url + INFER, body, {"Content-Type": "application/json"}, c, s
         ),
@@ -81,26 +78,6 @@ def course_pixels() -> np.ndarray:
     """The first course photo as the model sees it, [1, 224, 224, 3] float32."""
     path = images.course_photo_paths(1)[0]
     return decode_image(path.read_bytes(), ImageLimits())[None]
-
-
-async def grpc_calls(target: str, request, concurrency: int, seconds: float):
-    """Calls per second and the latencies, `concurrency` callers of `request` on one channel."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
-    async with aio.insecure_channel(target, options=options) as channel:
-        stub = GRPCInferenceServiceStub(channel)
-
-        async def caller() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                await stub.ModelInfer(request, timeout=60)
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies
 
 
 def ceiling(batch: int) -> float:

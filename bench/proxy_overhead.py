@@ -87,9 +87,12 @@ async def grpc_sequential(target: str, metadata: list, count: int) -> list[float
     return times
 
 
-async def grpc_throughput(target: str, metadata: list, concurrency: int, seconds: float):
-    """Calls per second and the latencies, `concurrency` callers of ModelInfer on one channel."""
-    request = grpc_image_request([rgb_png(64, 48)], raw=True)
+async def grpc_throughput(
+    target: str, metadata: list, concurrency: int, seconds: float, request=None
+):
+    """Calls per second and the latencies, `concurrency` callers of ModelInfer on one channel
+    (`request`: one small PNG as raw bytes unless given)."""
+    request = request or grpc_image_request([rgb_png(64, 48)], raw=True)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     async with aio.insecure_channel(target) as channel:
