@@ -4,7 +4,18 @@ proxy serves that page to monitoring on its admin port (`/metrics/predictor`).""
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client.utils import floatToGoString
+
+from .contract import LABELS
+from .monitoring import (
+    BRIGHTNESS_BUCKETS,
+    CONFIDENCE_BUCKETS,
+    IMAGE_PIXELS_BUCKETS,
+    Baseline,
+    summarize,
+)
 
 # A lone demo-model image takes ~7 ms, a VGG16 batch of 16 several seconds.
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -79,3 +90,77 @@ INFO_MAX_CHARS = 200
 
 def describe_model(**labels: str) -> None:
     MODEL.info({name: str(value)[:INFO_MAX_CHARS] for name, value in labels.items()})
+
+
+# -- the model's answers (monitoring.py), and their baseline --------------------------------------
+
+PREDICTION_CONFIDENCE = Histogram(
+    "predictor_prediction_confidence",
+    "Top-1 score (sigmoid output) of each image's answer, by the label predicted: its _count "
+    "is the predictions by label, its buckets how sure the model was.",
+    ["label"],
+    buckets=CONFIDENCE_BUCKETS,
+)
+INPUT_BRIGHTNESS = Histogram(
+    "predictor_input_brightness",
+    "Mean brightness (0-255) of each image as the model sees it, after the resize.",
+    buckets=BRIGHTNESS_BUCKETS,
+)
+INPUT_IMAGE_PIXELS = Histogram(
+    "predictor_input_image_pixels",
+    "Width x height of each image decoded from a file, before the resize to 224x224 (images "
+    "sent as pixels are not counted).",
+    buckets=IMAGE_PIXELS_BUCKETS,
+)
+BASELINE_IMAGES = Gauge(
+    "predictor_baseline_images",
+    "Reference photos the baseline was measured on at the cold load (0: no baseline).",
+)
+BASELINE_LABEL_RATIO = Gauge(
+    "predictor_baseline_prediction_ratio",
+    "Share of the reference photos predicted as each label by the model served.",
+    ["label"],
+)
+BASELINE_CONFIDENCE_RATIO = Gauge(
+    "predictor_baseline_confidence_ratio",
+    "Share of the reference photos whose top-1 score is at or under `le`: the baseline of "
+    "predictor_prediction_confidence_bucket / _count.",
+    ["le"],
+)
+BASELINE_BRIGHTNESS_RATIO = Gauge(
+    "predictor_baseline_brightness_ratio",
+    "Share of the reference photos whose mean brightness is at or under `le`: the baseline of "
+    "predictor_input_brightness_bucket / _count.",
+    ["le"],
+)
+# Resolved once: a child per label, so that each answer costs one observe, not a lookup.
+_CONFIDENCE_BY_LABEL = tuple(PREDICTION_CONFIDENCE.labels(label) for label in LABELS)
+
+
+def observe_answers(pixels: np.ndarray, values: np.ndarray) -> None:
+    """A model call's answers in the histograms: label, score and brightness of each image."""
+    summary = summarize(pixels, values)
+    for label, score, light in zip(
+        summary.labels.tolist(),
+        summary.confidence.tolist(),
+        summary.brightness.tolist(),
+        strict=True,
+    ):
+        _CONFIDENCE_BY_LABEL[label].observe(score)
+        INPUT_BRIGHTNESS.observe(light)
+
+
+def publish_baseline(baseline: Baseline | None) -> None:
+    """The baseline's shares as gauges (none at all without a baseline: the drift alerts then
+    have nothing to compare with and stay silent, and predictor_baseline_images says 0)."""
+    for gauge in (BASELINE_LABEL_RATIO, BASELINE_CONFIDENCE_RATIO, BASELINE_BRIGHTNESS_RATIO):
+        gauge.clear()
+    BASELINE_IMAGES.set(baseline.images if baseline else 0)
+    if baseline is None:
+        return
+    for label, share in zip(LABELS, baseline.label_shares, strict=True):
+        BASELINE_LABEL_RATIO.labels(label).set(share)
+    for bound, share in zip(CONFIDENCE_BUCKETS, baseline.confidence_shares, strict=True):
+        BASELINE_CONFIDENCE_RATIO.labels(floatToGoString(bound)).set(share)
+    for bound, share in zip(BRIGHTNESS_BUCKETS, baseline.brightness_shares, strict=True):
+        BASELINE_BRIGHTNESS_RATIO.labels(floatToGoString(bound)).set(share)

@@ -143,6 +143,7 @@ class CatsDogsOtherModel(kserve.Model):
         for verdict in loaded.decisions.verdicts:
             metrics.PRECISION_AGREEMENT.labels(verdict.precision).set(verdict.agreement)
             metrics.PRECISION_AGREEMENT_BOUND.labels(verdict.precision).set(verdict.agreement_bound)
+        metrics.publish_baseline(loaded.decisions.baseline)
         metrics.LOAD_SECONDS.set(seconds)
         metrics.MODEL_READY.set(1)
 
@@ -284,8 +285,12 @@ class CatsDogsOtherModel(kserve.Model):
                 return await self.batcher(pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
+        """One model call for the batcher; its answers counted in the model's metrics here,
+        in the inference thread, off the event loop (monitoring.py: ~1 us an image)."""
         assert self._runtime is not None, "the batcher runs only once the model is loaded"
-        return self._runtime(pixels)
+        values = self._runtime(pixels)
+        metrics.observe_answers(pixels, values)
+        return values
 
     async def _decode_all(self, batch: ImageBatch) -> np.ndarray:
         """Decode every image in parallel, each straight into its row of the batch. The first
@@ -334,6 +339,7 @@ class CatsDogsOtherModel(kserve.Model):
             patience = max(0.0, deadline - time.monotonic())
             with self.budget.wait_for(cost, patience):
                 decode_opened(image, out)
+            metrics.INPUT_IMAGE_PIXELS.observe(image.width * image.height)
         except ImageOverLimit as exc:
             raise ImageTooLarge(index, str(exc)) from None
         except ImageProblem as exc:

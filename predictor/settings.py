@@ -130,8 +130,10 @@ OPTIONS: tuple[Option, ...] = (
         "photos or more), split by content; "
         "sub-folders cat/, dog/, other/ label them. Regular files only (links followed: a "
         "ConfigMap works), each within --max_image_bytes, hidden names skipped; too few "
-        "distinct photos refuse the reduced precision in one line and serve fp32. Default: "
-        "the 85 course photos shipped with the predictor.",
+        "distinct photos refuse the reduced precision in one line and serve fp32. They are "
+        "also the reference photos of the model monitoring's baseline (all of them: the mix "
+        "of labels predicted and the confidence the drift alerts compare live answers with; "
+        "none under 20 photos). Default: the 85 course photos shipped with the predictor.",
     ),
     Option(
         "inference_threads", "--inference_threads", ("INFERENCE_THREADS",), count,

@@ -100,6 +100,21 @@ def grpc_image_request(images: list[bytes], *, raw: bool, model: str = MODEL):
     return pb.ModelInferRequest(model_name=model, inputs=[tensor])
 
 
+def send_photos(target: str, token: str, photos: list[bytes], per_request: int = 10) -> list[str]:
+    """The photos to ModelInfer through the proxy's gRPC port `target`, `per_request` to a
+    call (raw contents), with `token`: the labels answered, in order."""
+    labels: list[str] = []
+    channel, stub = grpc_stub(target)
+    with channel:
+        for start in range(0, len(photos), per_request):
+            request = grpc_image_request(photos[start : start + per_request], raw=True)
+            answer = stub.ModelInfer(
+                request, metadata=[("authorization", f"Bearer {token}")], timeout=60
+            )
+            labels.extend(grpc_values(answer)[0])
+    return labels
+
+
 def grpc_values(response: pb.ModelInferResponse) -> tuple[list[str], np.ndarray]:
     """(labels, values) from a gRPC answer, contents or raw_output_contents alike."""
     result = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from .manifests import VARIANTS, only, render
 from .servers import free_port
 
 
@@ -99,6 +100,16 @@ class Prometheus:
         answer.raise_for_status()
         return answer.json()["data"]["result"]
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """Each series of `expr` over [start, end] (Unix seconds): its labels and [t, value]s."""
+        answer = httpx.get(
+            self.url + "/api/v1/query_range",
+            params={"query": expr, "start": start, "end": end, "step": step},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return answer.json()["data"]["result"]
+
     def targets(self) -> list[dict]:
         answer = httpx.get(self.url + "/api/v1/targets", timeout=10)
         return answer.json()["data"]["activeTargets"]
@@ -124,3 +135,16 @@ class Prometheus:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def prometheus_of_pod(local, workdir: Path, rules: dict | None = None) -> Prometheus:
+    """A Prometheus scraping a LocalPod (support/local_pod.py) as the rendered PodMonitor
+    says, evaluating `rules` (the rendered PrometheusRule's spec unless given)."""
+    monitored = render(VARIANTS["default"])  # every variant's pod is the same pod
+    ports = {p["name"]: p["containerPort"] for p in local.container("auth-proxy")["ports"]}
+    monitor = only(monitored, "PodMonitor")
+    return Prometheus(
+        workdir,
+        scrape_configs(monitor, ports, pod="cats-dogs-other-local", container="auth-proxy"),
+        rules=rules or only(monitored, "PrometheusRule")["spec"],
+    )

@@ -3,9 +3,10 @@
 `decide` runs it: the FP32 runtime (runtimes.py: OpenVINO or TensorFlow, the faster measured),
 then the precision asked for (`reduce`: each reduced precision quantized (int8) or recompiled
 (bf16) and judged by the guard on the held-out photos, precision/guard.py), then the batch size
-(measure.py), unless one was set. Everything it decides depends only on its inputs and on the
-code it runs, which is why the compiled-model cache may keep it (cache_key.py names this module
-and computes what else it runs from its imports).
+(measure.py), unless one was set, and the baseline of the served model's answers on the
+calibration folder's photos (monitoring.py). Everything it decides depends only on its inputs
+and on the code it runs, which is why the compiled-model cache may keep it (cache_key.py names
+this module and computes what else it runs from its imports).
 
 It neither reads nor writes the cache, nor frees anything: loading.py does, around it.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..imaging import ImageLimits
+from ..monitoring import MIN_BASELINE_IMAGES, Baseline, summarize
 from ..precision import calibration, guard
 from .base import Runtime, first_line
 from .decisions import Decisions
@@ -32,11 +34,11 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Reduced:
     """What `reduce` settled on: the runtime to serve, the guard's verdicts on each precision
-    tried, and the digest of the calibration photos they were judged on ("" when none)."""
+    tried, and whether its log line told the calibration folder unusable."""
 
     runtime: Runtime
     verdicts: tuple[guard.Verdict, ...] = ()
-    photos_digest: str = ""
+    said_unusable: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,40 +70,93 @@ def decide(
     limits: ImageLimits | None,
 ) -> Decided:
     """Decide how to serve `path`: the runtime `choice` picks at FP32, then the precision
-    `wanted`, then the batch size (`max_batch_size` 0: measured on the runtime served)."""
+    `wanted`, then the batch size (`max_batch_size` 0: measured on the runtime served), then
+    the baseline. The calibration folder is read once, for the precision and the baseline."""
     fp32 = load_runtime(path, choice, threads)
+    photos = read_photos(calibration_dir, limits)
     reduced = Reduced(fp32)
     if wanted != "fp32":
-        reduced = reduce(fp32, wanted, threads, calibration_dir, limits)
+        reduced = reduce(fp32, wanted, threads, photos, calibration_dir)
     served = reduced.runtime
+    baseline = measure_baseline(served, photos, calibration_dir, said=reduced.said_unusable)
     decisions = Decisions(
         runtime=served.name,
         precision=served.precision,
         max_batch_size=max_batch_size or best_batch_size(served),
         verdicts=reduced.verdicts,
+        baseline=baseline,
     )
-    return Decided(served, decisions, fp32, reduced.photos_digest)
+    digest = photos.digest if isinstance(photos, calibration.CalibrationSet) else ""
+    return Decided(served, decisions, fp32, digest)
+
+
+def read_photos(
+    calibration_dir: Path, limits: ImageLimits | None
+) -> calibration.CalibrationSet | Unusable:
+    """The calibration folder's photos, or why they cannot be used (in one line)."""
+    try:
+        return calibration.load(calibration_dir, limits)
+    except Exception as exc:  # a folder unusable however it is (calibration.py refuses most)
+        return Unusable(first_line(exc))
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A calibration folder that could not be read: why, in one line."""
+
+    reason: str
+
+
+def measure_baseline(
+    runtime: Runtime,
+    photos: calibration.CalibrationSet | Unusable,
+    calibration_dir: Path,
+    said: bool = False,
+) -> Baseline | None:
+    """The baseline of the model's answers (monitoring.py): the served runtime's on every photo
+    of the calibration folder. None when the folder is unusable or holds too few photos: the
+    load says why in one line (unless `said`: the precision's line has told the folder's
+    problem already). One image a call: shapes the runtime has already run (a new batch shape
+    would retrace a TensorFlow runtime)."""
+    if isinstance(photos, Unusable):
+        if not said:
+            logger.warning("monitoring: no baseline (%s)", photos.reason)
+        return None
+    pixels = np.concatenate([photos.calibration, photos.held_out])
+    if len(pixels) < MIN_BASELINE_IMAGES:
+        logger.warning(
+            "monitoring: no baseline (%d distinct photos in %s; %d are needed)",
+            len(pixels),
+            calibration_dir,
+            MIN_BASELINE_IMAGES,
+        )
+        return None
+    baseline = Baseline.of(summarize(pixels, run(runtime, pixels, batch=1)))
+    logger.info("monitoring: baseline of %s", baseline.describe())
+    return baseline
 
 
 def reduce(
     fp32: Runtime,
     wanted: str,
     threads: int,
+    photos: calibration.CalibrationSet | Unusable,
     calibration_dir: Path,
-    limits: ImageLimits | None = None,
 ) -> Reduced:
     """The reduced-precision runtime that passes the guard (for `auto`, the fastest of them
-    and FP32), or `fp32` itself; with the guard's verdicts and the calibration photos' digest."""
+    and FP32), or `fp32` itself; with the guard's verdicts."""
     candidates = guard.candidates(wanted, guard.cpu_flags())
     for line in candidates.skipped:  # asked for by name: a warning; one of auto's candidates: news
         level = logging.INFO if wanted == "auto" else logging.WARNING
         logger.log(level, "precision %s%s", line, "" if wanted == "auto" else ": serving fp32")
     if not candidates.tried:
         return Reduced(fp32)
+    if isinstance(photos, Unusable):
+        logger.warning("precision %s not tried (%s): serving fp32", wanted, photos.reason)
+        return Reduced(fp32, said_unusable=True)
     try:
-        photos = calibration.load(calibration_dir, limits)
         source = openvino_source(fp32, photos.held_out)
-    except Exception as exc:  # a model OpenVINO cannot convert, a calibration folder unusable
+    except Exception as exc:  # a model OpenVINO cannot convert
         logger.warning("precision %s not tried (%s): serving fp32", wanted, first_line(exc))
         return Reduced(fp32)
     logger.info("precision: calibration photos from %s: %s", calibration_dir, photos.describe())
@@ -115,7 +170,7 @@ def reduce(
         served = passing[0]
     else:
         served = fastest([fp32, *passing], photos.held_out[:4])
-    return Reduced(served, tuple(one.verdict for one in judged), photos.digest)
+    return Reduced(served, tuple(one.verdict for one in judged))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What a load decided: the runtime, the precision, the guard's verdicts and the batch size.
+"""What a load decided: the runtime, the precision, the guard's verdicts, the batch size, and
+the baseline of the model's answers on the reference photos (monitoring.py).
 
 A cold load decides them (loading.py's `decide`), the compiled-model cache keeps them as
 `decisions.json` (compiled_cache.py), a warm load reads them back, and the server configures
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..monitoring import Baseline, InvalidBaseline
 from ..precision.guard import REDUCED, Verdict
 
 RUNTIMES = ("openvino", "tensorflow")  # what a load serves with (`auto` is a choice, not one)
@@ -32,6 +34,7 @@ class Decisions:
     precision: str  # one of PRECISIONS
     max_batch_size: int  # the batcher's largest batch: measured at the cold load, or as set
     verdicts: tuple[Verdict, ...] = ()  # the guard's, one per reduced precision tried
+    baseline: Baseline | None = None  # None: no usable reference photos
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class Decisions:
             "precision": self.precision,
             "verdicts": [verdict.as_dict() for verdict in self.verdicts],
             "max_batch_size": self.max_batch_size,
+            "baseline": self.baseline.to_json() if self.baseline else None,
         }
 
     @classmethod
@@ -58,7 +62,13 @@ class Decisions:
         verdicts = data.get("verdicts")
         if not isinstance(verdicts, list):
             raise InvalidDecisions("malformed verdicts")
-        return cls(runtime, precision, size, tuple(_verdict(v) for v in verdicts))
+        if "baseline" not in data:
+            raise InvalidDecisions("no baseline")
+        try:
+            baseline = None if data["baseline"] is None else Baseline.from_json(data["baseline"])
+        except InvalidBaseline as exc:
+            raise InvalidDecisions(str(exc)) from None
+        return cls(runtime, precision, size, tuple(_verdict(v) for v in verdicts), baseline)
 
 
 def _verdict(data: object) -> Verdict:

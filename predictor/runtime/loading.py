@@ -75,8 +75,7 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Keyed:
-    """This load's cache entry, and the calibration photos' fingerprint in its key ("" for
-    FP32, which reads none)."""
+    """This load's cache entry, and the calibration photos' fingerprint in its key."""
 
     entry: Entry
     photos: str
@@ -120,14 +119,12 @@ def load(
 
 def entry_for(sha256: str, options: LoadOptions) -> Keyed:
     """The cache entry of this load: its key names the model, every option that shapes the
-    decisions and, for a reduced precision, the calibration photos (the guard's verdicts
+    decisions and the calibration photos (the guard's verdicts and the monitoring's baseline
     depend on them; an unusable folder is keyed by why, so fixing it decides again)."""
-    photos = ""
-    if options.wanted != "fp32":
-        try:
-            photos = calibration.fingerprint(options.calibration_dir, options.limits)
-        except (calibration.CalibrationError, OSError) as exc:
-            photos = f"unusable: {exc}"
+    try:
+        photos = calibration.fingerprint(options.calibration_dir, options.limits)
+    except (calibration.CalibrationError, OSError) as exc:
+        photos = f"unusable: {exc}"
     name = key(
         model=sha256,
         runtime=options.choice,

@@ -241,7 +241,9 @@ def test_a_swapped_entry_is_deleted_and_the_load_done_cold(
     with caplog.at_level(logging.WARNING):
         again = load()
     assert not again.from_cache
-    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # ours only: TensorFlow warns of retracing once enough runtimes were traced in the process
+    ours = [r for r in caplog.records if r.name.startswith("predictor")]
+    [line] = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
     assert line == (
         f"compiled-model cache {first.entry.folder} unusable (the model has 1 input(s) and 6 "
         "output(s); the contract is one of each): deleted, loading cold"

@@ -15,7 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from predictor import default_model
+from predictor import default_model, monitoring
+from predictor.contract import LABELS
 from predictor.imaging import ImageLimits, decode_image
 from predictor.precision import calibration, guard, views
 from predictor.runtime import loading, runtimes
@@ -73,6 +74,32 @@ def test_int8_passes_the_guard_and_agrees_on_photos_calibration_never_saw(int8_c
     assert difference <= 0.85 * plain_difference
 
 
+def test_the_baseline_is_the_served_models_answers_on_the_reference_photos(int8_cold):
+    """Measured at the cold load on the runtime served (INT8 here) over the calibration folder:
+    its mix is the labels' (the model is right on the course photos), its shares are those of
+    the same runtime's answers computed here."""
+    baseline = int8_cold.decisions.baseline
+    assert baseline is not None and baseline.images == 85
+    photos = images.labelled_course_photos()
+    pixels = np.stack([decode_image(path.read_bytes(), ImageLimits()) for path, _ in photos])
+    answers = monitoring.summarize(pixels, run(int8_cold.runtime, pixels))
+    again = monitoring.Baseline.of(answers)
+    assert baseline.label_shares == again.label_shares
+    for ours, theirs in [
+        (baseline.confidence_shares, again.confidence_shares),
+        (baseline.brightness_shares, again.brightness_shares),
+    ]:
+        assert np.allclose(ours, theirs, atol=1 / 85)
+    labelled = [sum(label == name.lower() for _, label in photos) / 85 for name in LABELS]
+    assert np.allclose(baseline.label_shares, labelled, atol=2 / 85)
+    assert abs(sum(baseline.label_shares) - 1) < 1e-9
+    for shares in (baseline.confidence_shares, baseline.brightness_shares):
+        assert list(shares) == sorted(shares)  # cumulative, as buckets are
+    # the demo model's head was trained on these photos: it is sure of every one of them
+    assert baseline.confidence_shares[-1] == 0
+    assert 0 < baseline.brightness_shares[3] < 1  # mean brightness 96 or under: some, not all
+
+
 def plain_int8(source):
     import nncf
 
@@ -114,6 +141,8 @@ def test_a_guard_that_cannot_judge_serves_fp32_and_says_why(tmp_path, caplog, mo
         "with 95% confidence: the guard needs at least 59)"
     )
     assert warnings[1] == "precision int8: no reduced precision passed the guard: serving fp32"
+    assert warnings[2] == f"monitoring: no baseline (8 distinct photos in {few}; 20 are needed)"
+    assert loaded.decisions.baseline is None
 
 
 def test_a_calibration_folder_that_does_not_exist_serves_fp32_and_says_why(
@@ -124,8 +153,10 @@ def test_a_calibration_folder_that_does_not_exist_serves_fp32_and_says_why(
     assert loaded.runtime.precision == "fp32" and loaded.decisions.verdicts == ()
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"precision int8 not tried (calibration folder {tmp_path / 'nowhere'} does not exist): "
-        "serving fp32"
+        "serving fp32"  # and nothing more: the folder's problem told once, not again for
+        # the monitoring's baseline, which it leaves absent
     ]
+    assert loaded.decisions.baseline is None
 
 
 WARM = """

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from predictor.monitoring import Baseline
 from predictor.precision.guard import Verdict
 from predictor.runtime.decisions import Decisions, InvalidDecisions
 
@@ -16,13 +17,31 @@ pytestmark = pytest.mark.unit
 
 INT8 = Verdict("int8", True, 1.0, 0.9539, 0.9333, 0.9333, 56, "")
 BF16 = Verdict("bf16", False, 0.9821, 0.9238, None, None, 56, "top-1 agreement 98.2% (55 of 56)")
-DECIDED = Decisions(runtime="openvino", precision="int8", max_batch_size=4, verdicts=(INT8, BF16))
+BASELINE = Baseline(
+    images=85,
+    label_shares=(0.35, 0.4, 0.25),
+    confidence_shares=(0.0, 0.0, 0.0, 0.0118, 0.0235, 0.0353, 0.0588, 0.0824, 0.2941),
+    brightness_shares=(0.0, 0.0, 0.0118, 0.1765, 0.5176, 0.8706, 0.9882, 1.0),
+)
+DECIDED = Decisions(
+    runtime="openvino",
+    precision="int8",
+    max_batch_size=4,
+    verdicts=(INT8, BF16),
+    baseline=BASELINE,
+)
 
 # decisions.json as the load writes it (a dict built in loading.py before `Decisions`, the same
 # format then, with the guard's bound since).
 WRITTEN = {
     "files": {"model.bin": "ab" * 32, "model.xml": "cd" * 32},
     "max_batch_size": 4,
+    "baseline": {
+        "images": 85,
+        "label_shares": [0.35, 0.4, 0.25],
+        "confidence_shares": [0.0, 0.0, 0.0, 0.0118, 0.0235, 0.0353, 0.0588, 0.0824, 0.2941],
+        "brightness_shares": [0.0, 0.0, 0.0118, 0.1765, 0.5176, 0.8706, 0.9882, 1.0],
+    },
     "precision": "int8",
     "runtime": "openvino",
     "verdicts": [
@@ -52,7 +71,7 @@ WRITTEN = {
 
 def test_decisions_survive_json_as_they_are():
     assert Decisions.from_json(json.loads(json.dumps(DECIDED.to_json()))) == DECIDED
-    fp32 = Decisions(runtime="tensorflow", precision="fp32", max_batch_size=1)
+    fp32 = Decisions(runtime="tensorflow", precision="fp32", max_batch_size=1)  # no baseline
     assert Decisions.from_json(json.loads(json.dumps(fp32.to_json()))) == fp32
 
 
@@ -67,6 +86,10 @@ def test_a_verdict_written_before_the_bound_is_refused_not_read_as_passing():
     old = {k: v for k, v in WRITTEN["verdicts"][0].items() if k != "agreement_bound"}
     with pytest.raises(InvalidDecisions, match="malformed verdicts"):
         Decisions.from_json({**WRITTEN, "verdicts": [old]})
+
+
+def baseline_with(**changes) -> dict:
+    return {**WRITTEN, "baseline": {**WRITTEN["baseline"], **changes}}
 
 
 def verdict_with(**changes) -> dict:
@@ -101,6 +124,18 @@ def without(name: str) -> dict:
         (verdict_with(accuracy="0.9"), "malformed verdicts"),
         (verdict_with(images=True), "malformed verdicts"),
         (verdict_with(reason=None), "malformed verdicts"),
+        (without("baseline"), "no baseline"),
+        ({**WRITTEN, "baseline": []}, "the baseline is not an object"),
+        (baseline_with(images=0), "the baseline has no image count"),
+        (baseline_with(images=True), "the baseline has no image count"),
+        (baseline_with(label_shares=[0.5, 0.5]), "the baseline's shares are malformed"),
+        (baseline_with(label_shares=[0.5, 0.5, 1.5]), "the baseline's shares are malformed"),
+        (
+            baseline_with(label_shares=[0.5, 0.5, float("nan")]),
+            "the baseline's shares are malformed",
+        ),
+        (baseline_with(confidence_shares=None), "the baseline's shares are malformed"),
+        (baseline_with(brightness_shares=[True] * 8), "the baseline's shares are malformed"),
     ],
 )
 def test_anything_to_json_never_writes_is_refused_in_one_line(data, why):
