@@ -4,10 +4,11 @@ Used by the pod test (tests/manifests/test_pod.py) and by `make serve` (tools/se
 
 Each container's command, args, env and ports come from the manifest: `python3` is this
 interpreter, `configMapKeyRef` values come from the rendered ConfigMap (a missing key is an
-error, as in Kubernetes), each volume becomes a folder and its mount path is rewritten in the
-env. The processes get no other variables than PATH, so nothing from the test's own
-environment can hide a variable the manifest forgot. Probes run against their declared ports,
-named ports resolved in their own container, as the kubelet resolves them.
+error, as in Kubernetes), `fieldRef` from `DOWNWARD_API`, each volume becomes a folder and
+its mount path is rewritten in the env. The processes get no other variables than PATH, so
+nothing from the test's own environment can hide a variable the manifest forgot. Probes run
+against their declared ports, named ports resolved in their own container, as the kubelet
+resolves them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import httpx
 
 class PodError(AssertionError):
     pass
+
+
+# The pod's fields the downward API gives (`fieldRef`), as a pod in the default namespace has them.
+DOWNWARD_API = {"metadata.namespace": "default"}
 
 
 @dataclass
@@ -60,6 +65,11 @@ class LocalPod:
                     continue  # no such Secret here: Kubernetes leaves the variable unset
                 else:
                     raise PodError(f"{container['name']}: needs Secret key {ref['key']}")
+            elif "fieldRef" in entry.get("valueFrom", {}):
+                path = entry["valueFrom"]["fieldRef"]["fieldPath"]
+                if path not in DOWNWARD_API:
+                    raise PodError(f"{container['name']}: no downward-API field {path} here")
+                value = DOWNWARD_API[path]
             else:
                 raise PodError(f"{container['name']}: unsupported env source for {entry['name']}")
             env[entry["name"]] = self._relocated(value, mounts)

@@ -46,6 +46,8 @@ def environment(container: dict, config: dict[str, str]) -> list[str]:
             value = config[source["configMapKeyRef"]["key"]]  # KeyError: the manifest is wrong
         elif source.get("secretKeyRef", {}).get("optional"):
             continue
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            value = "default"  # the downward API's, for a pod in the default namespace
         else:
             raise SystemExit(f"{container['name']}: cannot supply {entry['name']}")
         flags += ["-e", f"{entry['name']}={value}"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import uvloop
 
 from . import devkeys, logsafe
+from .budget import default_budget, memory_limit, plan_memory
 from .settings import REQUIRED, VARIABLES, SettingsError, load_settings
 
 
@@ -63,13 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        total = settings.memory_budget_bytes or default_budget(memory_limit())
+        queue = None if settings.payload_log is None else settings.payload_log.queue_bytes
+        memory = plan_memory(total, queue)
+    except (SettingsError, ValueError) as exc:
         print(f"auth-proxy: {exc}", file=sys.stderr)
         return 2
     logsafe.configure(logging.INFO, settings.refusal_log_lines)
     from .app import serve
 
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, memory))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Wire the proxy together and run it: key cache, REST port, gRPC port, admin port."""
+"""Wire the proxy together and run it: key cache, REST port, gRPC port, admin port, and the
+payload log's sender when PAYLOAD_LOG_URL is set."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from grpc import aio
 
 from .admin import admin_application
 from .auth import Authorizer
-from .budget import ByteBudget, default_budget, map_large_blocks, memory_limit
+from .budget import ByteBudget, MemoryPlan, map_large_blocks
 from .grpc_proxy import GrpcProxy, grpc_server
 from .jwks import KeyCache, fetcher
 from .metrics import BUDGET_BYTES
+from .payload_log import PayloadLog, origin
 from .rest_proxy import RestProxy
 from .settings import Settings
 
@@ -24,7 +26,9 @@ logger = logging.getLogger("auth_proxy")
 LINGER_SECONDS = 2.0
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, memory: MemoryPlan) -> None:
+    """Serve until SIGTERM / SIGINT; `memory`: the budget of requests and the payload log's
+    (`budget.plan_memory`, checked before the ports open)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -32,8 +36,14 @@ async def serve(settings: Settings) -> None:
 
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
     map_large_blocks()
-    budget = ByteBudget(settings.memory_budget_bytes or default_budget(memory_limit()))
+    budget = ByteBudget(memory.requests)
     BUDGET_BYTES.set(budget.capacity)
+    payload_log = None
+    if settings.payload_log is not None:
+        payload_log = PayloadLog(
+            settings.payload_log, memory.payload_log, origin(settings.payload_log.namespace)
+        )
+        payload_log.start()
     # No Accept-Encoding of the client's own (aiohttp adds one when a request has none): the
     # predictor must compress only what the caller asked to have compressed.
     async with aiohttp.ClientSession(
@@ -60,10 +70,11 @@ async def serve(settings: Settings) -> None:
                 ("grpc.max_send_message_length", limit),
             ],
         )
-        grpc = grpc_server(settings, GrpcProxy(settings, authorizer, channel, budget))
+        grpc = grpc_server(settings, GrpcProxy(settings, authorizer, channel, budget, payload_log))
+        rest = RestProxy(settings, authorizer, session, budget, payload_log)
         runners = []
         for application, port in (
-            (RestProxy(settings, authorizer, session, budget).application(), settings.http_port),
+            (rest.application(), settings.http_port),
             (admin_application(keys, session, settings.upstream_http), settings.admin_port),
         ):
             runner = web.AppRunner(
@@ -103,3 +114,5 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await channel.close()
+        if payload_log is not None:
+            await payload_log.close()

@@ -18,6 +18,8 @@ tensors (19 MB). Reads on a pod's network take milliseconds; a call waits up to
 The budget follows the container's limit (cgroup `memory.max`) unless `MEMORY_BUDGET_BYTES`
 says otherwise: three quarters of what the limit leaves above the proxy's own ~64 MiB (the rest
 is slack for what the budget does not count: connections, headers, the allocator's own).
+With the payload log on, its queue's bytes come out of that budget (`plan_memory`): requests
+keep the rest, so the two together never hold more than the container was sized for.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 
 from .metrics import BUDGET_HELD
@@ -107,6 +110,35 @@ def default_budget(limit: int | None) -> int:
     if limit is None:
         return NO_LIMIT_BUDGET
     return max(SMALLEST_BUDGET, (limit - BASELINE_BYTES) * 3 // 4)
+
+
+# The payload log's default share of the budget: an eighth (18 MiB of the Deployment's 144).
+PAYLOAD_LOG_SHARE = 8
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The proxy's memory budget, split: what requests in flight may hold (`ByteBudget`), and
+    what the payload log's queue may hold (0: the log is off)."""
+
+    requests: int
+    payload_log: int
+
+
+def plan_memory(total: int, payload_log_bytes: int | None) -> MemoryPlan:
+    """Split a budget of `total` bytes. `payload_log_bytes`: None when the payload log is off
+    (requests keep it all), 0 for its default share, or the bytes asked for. ValueError when
+    what is asked would leave requests less than the smallest budget."""
+    if payload_log_bytes is None:
+        return MemoryPlan(requests=total, payload_log=0)
+    queue = payload_log_bytes or total // PAYLOAD_LOG_SHARE
+    if total - queue < SMALLEST_BUDGET:
+        raise ValueError(
+            f"PAYLOAD_LOG_QUEUE_BYTES ({queue}) leaves requests less than "
+            f"{SMALLEST_BUDGET // MiB} MiB of the memory budget ({total} bytes): lower it, or "
+            "raise MEMORY_BUDGET_BYTES or the container's memory limit"
+        )
+    return MemoryPlan(requests=total - queue, payload_log=queue)
 
 
 class ByteBudget:

@@ -9,6 +9,9 @@ call buffers at most `MAX_BODY_BYTES`. Only the V2 inference methods are served;
 model-repository extension (`Repository*`) and anything else answer UNIMPLEMENTED, as a server
 without them does. The caller's deadline is passed on, capped at `UPSTREAM_TIMEOUT_SECONDS`,
 and the predictor's status comes back as it was.
+
+With the payload log on, an admitted `ModelInfer`'s message and its OK answer are handed to it
+as they are (the same bytes objects, no copy), never waited for: payload_log.py.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from .budget import (
 )
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
+from .payload_events import ID_HEADER, event_id, logged_grpc
+from .payload_log import PayloadLog
 from .refusals import Refusal
 from .route_labels import GRPC_SERVICE, V2_INFERENCE_METHODS, grpc_route
 from .settings import Settings
@@ -82,11 +87,13 @@ class GrpcProxy(grpc.GenericRpcHandler):
         authorizer: Authorizer,
         channel: aio.Channel,
         budget: ByteBudget,
+        payload_log: PayloadLog | None = None,
     ):
         self.settings = settings
         self.authorizer = authorizer
         self.channel = channel
         self.budget = budget
+        self.payload_log = payload_log
         self.largest_message = largest_grpc_message(budget.capacity, settings.max_body_bytes)
         self.lines = REFUSAL_LINES
 
@@ -142,8 +149,15 @@ class GrpcProxy(grpc.GenericRpcHandler):
                     hold.resize(GRPC_COPIES * len(request))  # at most what the read took
             except Refusal as refusal:
                 self._refused(method, context, refusal)
+            log = self.payload_log if logged_grpc(method) else None
             try:
-                return await self._call(method, request, metadata, identity, context)
+                if log is None:
+                    return await self._call(method, request, metadata, identity, context)
+                call = event_id(next((str(v) for k, v in metadata if k == ID_HEADER), None))
+                log.grpc_request(call, request)
+                answer = await self._call(method, request, metadata, identity, context)
+                log.grpc_response(call, answer)  # OK only: an error status raised Answered
+                return answer
             finally:
                 del request  # not kept by a traceback that outlives the call
         finally:

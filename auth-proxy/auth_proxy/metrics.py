@@ -60,6 +60,28 @@ KEYS_FETCHED_AT = Gauge(
     "time() minus this). 0 until the first fetch succeeds.",
 )
 
+PAYLOAD_LOG_SENT = Counter(
+    "auth_proxy_payload_log_sent_total",
+    "Payload-log events (CloudEvents of inference requests and answers) the receiver took "
+    "(PAYLOAD_LOG_URL answered 2xx).",
+)
+PAYLOAD_LOG_DROPPED = Counter(
+    "auth_proxy_payload_log_dropped_total",
+    "Payload-log events not delivered, by reason: queue_full (no room in the queue: the "
+    "request was never made to wait), too_large (a body larger than the whole queue), "
+    "send_failed (the receiver refused it, failed, or did not answer in time).",
+    ["reason"],
+)
+PAYLOAD_LOG_QUEUE_BYTES = Gauge(
+    "auth_proxy_payload_log_queue_bytes",
+    "Bytes the payload log holds now: bodies being copied, queued or being sent.",
+)
+PAYLOAD_LOG_QUEUE_CAPACITY = Gauge(
+    "auth_proxy_payload_log_queue_capacity_bytes",
+    "The most the payload log may hold (PAYLOAD_LOG_QUEUE_BYTES, out of the memory budget); "
+    "0: payload logging is off.",
+)
+
 
 def observe(port: str, protocol: str, route: str, status: str, started: float) -> None:
     """One answered request on `port` (`rest`, `grpc`: the `door` label): `started` is its
@@ -81,3 +103,6 @@ for _port in ("rest", "grpc"):
     REFUSALS.labels(_port, "over_budget")
 for _outcome in ("ok", "failed"):
     KEY_FETCHES.labels(_outcome)
+PAYLOAD_LOG_DROP_REASONS = ("queue_full", "too_large", "send_failed")
+for _reason in PAYLOAD_LOG_DROP_REASONS:
+    PAYLOAD_LOG_DROPPED.labels(_reason)

@@ -10,14 +10,18 @@ its `100 Continue` only once the token has passed, and a refused request's body 
 forwarded (what arrives within `app.LINGER_SECONDS` is dropped, then the connection closes). A
 client has `CLIENT_BODY_TIMEOUT_SECONDS` for each piece of its body (408 after that), and
 aiohttp closes a connection whose request head has not arrived within
-`CLIENT_IDLE_TIMEOUT_SECONDS` of its opening or of the last answer."""
+`CLIENT_IDLE_TIMEOUT_SECONDS` of its opening or of the last answer.
+
+With the payload log on, an admitted inference's body and its 200 answer are copied by
+reference as they pass (`BodyCopy`), never waited for: payload_log.py."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +32,9 @@ from .auth import Authorizer, one_credential
 from .budget import ByteBudget, Hold
 from .logsafe import REFUSAL_LINES
 from .metrics import IN_FLIGHT, REFUSALS, UPSTREAM_ERRORS, observe
+from .payload_events import ID_HEADER, event_id, logged_rest
+from .payload_log import PayloadLog
+from .payload_queue import BodyCopy
 from .public_paths import CLOSED_PREFIXES, DOCS_PATHS
 from .refusals import Refusal
 from .route_labels import rest_route
@@ -102,11 +109,13 @@ class RestProxy:
         authorizer: Authorizer,
         session: aiohttp.ClientSession,
         budget: ByteBudget,
+        payload_log: PayloadLog | None = None,
     ):
         self.settings = settings
         self.authorizer = authorizer
         self.session = session
         self.budget = budget
+        self.payload_log = payload_log
         self.lines = REFUSAL_LINES
 
     def application(self) -> web.Application:
@@ -227,12 +236,40 @@ class RestProxy:
         return self.settings.public_docs and method in ("GET", "HEAD") and path in DOCS_PATHS
 
     async def _forward(self, request: web.Request, headers: CIMultiDict) -> web.StreamResponse:
+        log = self.payload_log
+        if log is None or not logged_rest(request.method, request.path):
+            return await self._pass(request, headers, None, None)
+        call = event_id(request.headers.get(ID_HEADER))
+        with contextlib.ExitStack() as copies:
+            copy = log.rest_request(call, request.headers.get("Content-Type"))
+            if copy is not None:
+                copies.enter_context(copy)
+
+            def answer_copy(upstream: aiohttp.ClientResponse) -> BodyCopy | None:
+                if upstream.status != 200:  # KServe logs only what answered 200
+                    return None
+                made = log.rest_response(call, upstream.headers.get("Content-Type"))
+                return None if made is None else copies.enter_context(made)
+
+            return await self._pass(request, headers, copy, answer_copy)
+
+    async def _pass(
+        self,
+        request: web.Request,
+        headers: CIMultiDict,
+        copy: BodyCopy | None,
+        answer_copy: Callable[[aiohttp.ClientResponse], BodyCopy | None] | None,
+    ) -> web.StreamResponse:
+        """Forward the request and stream its answer back; `copy` and `answer_copy` (with the
+        payload log on): the copies of the body and of the answer."""
         url = self.settings.upstream_http + request.rel_url.raw_path_qs
         patience = self.settings.client_body_timeout_seconds
-        body = LimitedBody(request.content, self.settings.max_body_bytes, patience)
+        body = LimitedBody(request.content, self.settings.max_body_bytes, patience, copy)
         data: bytes | AsyncIterator[bytes] | None
         if not request.body_exists:
             data = None
+            if copy is not None:
+                copy.finish()
         elif request.content_length is not None and request.content_length <= IN_ONE_PIECE:
             data = await body.whole()  # the length was checked against the limit in _admit
         else:
@@ -264,17 +301,23 @@ class RestProxy:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
-            await self._relay(request, upstream, response)
+            answer = answer_copy(upstream) if answer_copy is not None else None
+            await self._relay(request, upstream, response, answer)
             await response.write_eof()
         self._observe(request, upstream.status)
         return response
 
     async def _relay(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        answer: BodyCopy | None,
     ) -> None:
         """Copy the predictor's answer to the client, telling whose side broke: an answer
         that breaks off upstream is the predictor's failure (counted as one); a client that
-        leaves while it is written is the client's (recorded as 499 by `handle`)."""
+        leaves while it is written is the client's (recorded as 499 by `handle`). `answer`: the
+        payload log's copy, finished once the whole answer has passed."""
         if upstream.content_length is not None and upstream.content_length <= IN_ONE_PIECE:
             pieces: AsyncIterator[bytes] = _one_piece(upstream)
         else:
@@ -288,7 +331,11 @@ class RestProxy:
                 logger.warning("upstream answer broke off: %s", exc)
                 raise  # the client sees a truncated answer, as it would from the predictor
             if piece is None:
+                if answer is not None:
+                    answer.finish()
                 return
+            if answer is not None:
+                answer.add(piece)
             await response.write(piece)  # a client gone raises ConnectionResetError: 499
 
 
@@ -304,18 +351,29 @@ class LimitedBody:
     what went wrong on the client's side is recorded here, for the caller to tell it from an
     upstream failure (`raise_its_fault`)."""
 
-    def __init__(self, stream: aiohttp.StreamReader, limit: int, patience: float):
+    def __init__(
+        self,
+        stream: aiohttp.StreamReader,
+        limit: int,
+        patience: float,
+        copy: BodyCopy | None = None,
+    ):
         self.stream = stream
         self.limit = limit
         self.patience = patience
+        self.copy = copy  # the payload log's, finished once the body has been read whole
         self.fault: Refusal | None = None
 
     async def whole(self) -> bytes:
         try:
             async with asyncio.timeout(self.patience):
-                return await self.stream.read()
+                body = await self.stream.read()
         except Exception as exc:
             raise self._record(exc) from None
+        if self.copy is not None:
+            self.copy.add(body)
+            self.copy.finish()
+        return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         sent = 0
@@ -327,6 +385,8 @@ class LimitedBody:
                 self._record(exc)
                 raise
             if not chunk:
+                if self.copy is not None:
+                    self.copy.finish()
                 return
             sent += len(chunk)
             if sent > self.limit:
@@ -334,6 +394,8 @@ class LimitedBody:
                     f"request body is over the limit of {self.limit} bytes"
                 )
                 raise BodyTooLarge
+            if self.copy is not None:
+                self.copy.add(chunk)
             yield chunk
 
     def _record(self, exc: Exception) -> Refusal:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 # What passes without a token (and what is closed) are path lists, in public_paths.py.
 from .public_paths import DEFAULT_PUBLIC_GRPC_METHODS, DEFAULT_PUBLIC_PATHS, PUBLIC_GRPC_ALLOWED
@@ -29,6 +29,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network  # one entry of TRUSTED_
 
 class SettingsError(ValueError):
     """A variable is missing or wrong; the message names it."""
+
+
+class Unechoed(ValueError):
+    """A refusal whose message must not repeat the value (it may hold a password)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,22 @@ class Settings:
     trusted_proxies: tuple[Network, ...]
     refusal_log_lines: int
     memory_budget_bytes: int  # 0: sized from the container's memory limit (budget.py)
+    payload_log: PayloadLog | None = None  # None: PAYLOAD_LOG_URL unset, nothing logged
+
+
+PAYLOAD_LOG_MODES = ("all", "request", "response")  # KServe's logger modes
+
+
+@dataclass(frozen=True)
+class PayloadLog:
+    """Where and what the payload log sends (payload_log.py), as KServe's logger does."""
+
+    url: str
+    mode: str  # one of PAYLOAD_LOG_MODES
+    queue_bytes: int  # 0: a share of the memory budget (budget.plan_memory)
+    queue_events: int
+    timeout_seconds: float
+    namespace: str  # the pod's namespace (POD_NAMESPACE, from the downward API)
 
 
 def _text(value: str) -> str:
@@ -99,6 +119,34 @@ def _flag(value: str) -> bool:
     if lowered not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
         raise ValueError("must be true or false")
     return lowered in ("true", "yes", "on", "1")
+
+
+def _choice(*allowed: str):
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return lowered
+
+    return parse
+
+
+def parse_log_url(value: str) -> str:
+    """`PAYLOAD_LOG_URL`: an http(s) URL with a host and no user or password. The refusal
+    never repeats the value, so a password written into it stays out of the log."""
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise Unechoed("is not a URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise Unechoed("must be an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise Unechoed("may not hold a user or password (they would reach the logs)")
+    if not parts.hostname:
+        raise Unechoed("must name a host")
+    return text
 
 
 def parse_networks(value: str) -> tuple[Network, ...]:
@@ -277,7 +325,51 @@ VARIABLES: tuple[Variable, ...] = (
         "bytes of admitted bodies and gRPC messages in flight at once; over it: 429 with "
         "Retry-After: 1 / RESOURCE_EXHAUSTED. 0: three quarters of what the container's memory "
         "limit leaves above 64 MiB (144 MiB for the Deployment's 256 MiB), 512 MiB without a "
-        "limit. The largest gRPC message read is a sixth of it",
+        "limit. With PAYLOAD_LOG_URL set, the payload log's queue is taken out of it. The "
+        "largest gRPC message read is a sixth of what requests keep",
+    ),
+    Variable(
+        "PAYLOAD_LOG_URL",
+        parse_log_url,
+        "",
+        "where inference requests and answers are sent as CloudEvents, as KServe's logger "
+        "sends them (docs/payload-logging.md): an http:// or https:// URL without user or "
+        "password; empty: nothing is logged",
+    ),
+    Variable(
+        "PAYLOAD_LOG_MODE",
+        _choice(*PAYLOAD_LOG_MODES),
+        "all",
+        "what is logged, as KServe's logger mode: all (requests and answers), request, or response",
+    ),
+    Variable(
+        "PAYLOAD_LOG_QUEUE_BYTES",
+        _number(int, at_least=0),
+        0,
+        "bytes the payload log may hold: bodies queued, being copied or being sent, 1 KiB "
+        "counted per event besides its body; taken out of the memory budget. A body larger is "
+        "not logged, and an event that does not fit is dropped, never waited for (both counted "
+        "in /metrics). 0: an eighth of the memory budget (18 MiB for the Deployment)",
+    ),
+    Variable(
+        "PAYLOAD_LOG_QUEUE_EVENTS",
+        _number(int, True),
+        1000,
+        "events the payload log may hold at once; more are dropped and counted",
+    ),
+    Variable(
+        "PAYLOAD_LOG_TIMEOUT_SECONDS",
+        _number(float, True),
+        5.0,
+        "longest the payload log waits for the receiver to take one event, in seconds; then "
+        "the event is dropped and counted",
+    ),
+    Variable(
+        "POD_NAMESPACE",
+        _text,
+        "",
+        "the pod's namespace: the payload log's namespace attribute (the Deployment sets it "
+        "from the downward API)",
     ),
 )
 
@@ -294,6 +386,8 @@ def read(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         try:
             values[variable.name] = variable.parse(text)
+        except Unechoed as exc:
+            raise SettingsError(f"{variable.name} {exc}") from None
         except ValueError as exc:
             raise SettingsError(f"{variable.name} {exc}, got {text[:60]!r}") from None
     return values
@@ -360,4 +454,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=v["TRUSTED_PROXIES"],
         refusal_log_lines=v["REFUSAL_LOG_LINES"],
         memory_budget_bytes=v["MEMORY_BUDGET_BYTES"],
+        payload_log=payload_log(v),
+    )
+
+
+def payload_log(v: Mapping[str, Any]) -> PayloadLog | None:
+    """The payload log's settings, or None (off) while PAYLOAD_LOG_URL is unset."""
+    if not v["PAYLOAD_LOG_URL"]:
+        return None
+    return PayloadLog(
+        url=v["PAYLOAD_LOG_URL"],
+        mode=v["PAYLOAD_LOG_MODE"],
+        queue_bytes=v["PAYLOAD_LOG_QUEUE_BYTES"],
+        queue_events=v["PAYLOAD_LOG_QUEUE_EVENTS"],
+        timeout_seconds=v["PAYLOAD_LOG_TIMEOUT_SECONDS"],
+        namespace=v["POD_NAMESPACE"],
     )

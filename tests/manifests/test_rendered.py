@@ -174,7 +174,7 @@ def test_the_kserve_variant_is_a_serving_runtime_and_an_inference_service_naming
         e["valueFrom"]["configMapKeyRef"]["name"]
         for c in runtime["spec"]["containers"]
         for e in c.get("env", [])
-        if "valueFrom" in e
+        if "configMapKeyRef" in e.get("valueFrom", {})
     }
     assert refs == {config}
     assert all(c["image"].startswith("quay.io/") for c in runtime["spec"]["containers"])
