@@ -37,9 +37,9 @@ stopped with the whole group; the peak RSS of its processes (summed) is recorded
 Each peer runs in its own virtualenv, created on first use (a few minutes, pip's output shown)
 under ~/.cache/cats-dogs-other/peers/<name> ($XDG_CACHE_HOME is honoured) from the pinned files
 bench/peers/<name>/requirements.txt (the same TensorFlow, Keras and numpy as .venv), and made
-anew when that file changes. Writes the table, the versions and each server's configuration to
-stdout and to bench/peers/RESULTS.md, and the plot to docs/peers.png (matplotlib: .venv's if it
-has it, else a venv of its own from bench/peers/plot/requirements.txt).
+anew when that file changes (bench/virtualenvs.py). Writes the table, the versions and each
+server's configuration to stdout and to bench/peers/RESULTS.md, and the plot to docs/peers.png
+(bench/plotting.py: matplotlib, .venv's if it has it, else a venv of its own).
 
 The load generator runs in this process, on the same CPUs as the server, alike for every server.
 This is a benchmark to rerun, not a test: nothing here asserts a speed.
@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -67,6 +66,7 @@ import aiohttp
 import numpy as np
 import orjson
 
+from bench import plotting, virtualenvs
 from bench.throughput import closed_loop
 from predictor import default_model
 from predictor.contract import INPUT_PIXELS, MODEL_NAME, OUTPUT_VALUES
@@ -149,32 +149,10 @@ PEER_KEYS = ("mlserver", "mlserver-tuned", "kserve", "kserve-tuned")
 # -- the peers' virtualenvs -------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cats-dogs-other" / "peers"
-
-
 def ensure_venv(name: str) -> Path:
     """The peer's virtualenv, made from its pinned requirements unless it already was."""
-    requirements = PEERS / name / "requirements.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    venv = cache_root() / name
-    stamp = venv / ".requirements-sha256"
-    if stamp.exists() and stamp.read_text().strip() == digest:
-        print(f"venv {name}: {venv} (up to date with {requirements.relative_to(ROOT)})")
-        return venv
-    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    steps = [
-        [str(base), "-m", "venv", "--clear", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
-         "-r", str(requirements)],
-    ]  # fmt: skip
-    print(f"venv {name}: creating {venv} from {requirements.relative_to(ROOT)} (minutes)")
-    for step in steps:
-        print("  $ " + " ".join(step), flush=True)
-        subprocess.run(step, check=True)
-    stamp.write_text(digest + "\n")
-    return venv
+    folder = virtualenvs.cache_root() / "peers" / name
+    return virtualenvs.ensure(PEERS / name / "requirements.txt", folder)
 
 
 def versions(python: Path | str, packages: tuple[str, ...]) -> dict[str, str]:
@@ -594,33 +572,36 @@ VERSION_KEYS = (
 )  # fmt: skip
 
 
-def plot(args, results: dict, out: Path, scratch: Path) -> str:
-    """docs/peers.png, drawn by bench/peers/plot.py with a Python that has matplotlib."""
+def figure(args, results: dict) -> plotting.Figure:
+    """The plot's data, from the run's results: a panel per model, a group of bars per protocol
+    and concurrency, a bar per server (images/s; n/a where it was not measured)."""
     servers = [BY_KEY[key] for key in args.servers]
     cells = [f"{p} c={c}" for p in args.protocols for c in args.concurrency]
-    data = {
-        "title": f"images/s, {args.seconds:g} s per cell"
-        + (" (smoke run)" if args.seconds < 10 else ""),
-        "cells": [f"{PROTOCOL_NAMES[c.split(' c=')[0]]}\nc={c.split(' c=')[1]}" for c in cells],
-        "models": {
-            model: {
-                s.label: [
-                    by_server.get(s.key, {}).get("cells", {}).get(cell, {}).get("rate")
-                    for cell in cells
-                ]
-                for s in servers
-            }
+    title = f"images/s, {args.seconds:g} s per cell" + (" (smoke run)" if args.seconds < 10 else "")
+    return plotting.Figure(
+        title="",
+        panels=tuple(
+            plotting.Panel(
+                title=f"{model}: {title}",
+                kind="bars",
+                x=tuple(
+                    f"{PROTOCOL_NAMES[c.split(' c=')[0]]}\nc={c.split(' c=')[1]}" for c in cells
+                ),
+                series=tuple(
+                    plotting.Series(
+                        s.label,
+                        tuple(
+                            by_server.get(s.key, {}).get("cells", {}).get(cell, {}).get("rate")
+                            for cell in cells
+                        ),
+                    )
+                    for s in servers
+                ),
+                ylabel="images/s",
+            )
             for model, by_server in results.items()
-        },
-    }
-    data_path = scratch / "plot.json"
-    data_path.write_text(json.dumps(data))
-    has = subprocess.run([sys.executable, "-c", "import matplotlib"], capture_output=True)
-    python, which = Path(sys.executable), ".venv's matplotlib"
-    if has.returncode != 0:
-        python, which = ensure_venv("plot") / "bin" / "python", "bench/peers/plot's venv"
-    subprocess.run([str(python), str(PEERS / "plot.py"), str(data_path), str(out)], check=True)
-    return which
+        ),
+    )
 
 
 def machine_line() -> str:
@@ -718,8 +699,8 @@ def main() -> None:
                     by_server[key] = result
             results[name] = by_server
 
-        lines = report(args, results, env_versions, machine)
-        which = plot(args, results, args.plot, scratch)
+    lines = report(args, results, env_versions, machine)
+    which = plotting.save(figure(args, results), args.plot)
     lines += [
         "",
         f"Plot: [{os.path.relpath(args.plot, args.out.parent)}]"

@@ -16,6 +16,10 @@ For each model (the course's VGG16 architecture with random weights, and the bui
 4. liveness latency while the service is saturated (64 clients), and the predictor's peak RSS.
 Each measurement's window opens once every client has had an answer on average; a request is
 credited with the share of its time inside the window (see `closed_loop`).
+
+Besides the tables, two plots of the same run (bench/plotting.py): images/s against concurrency
+(`--plot`, docs/throughput.png) and the latency percentiles against concurrency
+(`--latency_plot`, docs/latency.png), a line per door and protocol and one for the course's app.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from bench import plotting
 from predictor import default_model
 from predictor.imaging import ImageLimits, decode_image
 from support.clients import binary_body, json_request
@@ -43,6 +48,8 @@ from support.issuer import dev_issuer
 from support.servers import ROOT, free_port, start_predictor, start_proxy, wait_ready
 
 CONCURRENCIES = (1, 4, 16, 64)
+PLOT = ROOT / "docs" / "throughput.png"
+LATENCY_PLOT = ROOT / "docs" / "latency.png"
 
 
 # -- the model's cost and the machine's peak -----------------------------------------------------
@@ -384,6 +391,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="window per measurement")
     parser.add_argument("--models", default="vgg16,demo")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="images/s against concurrency")
+    parser.add_argument(
+        "--latency_plot", type=Path, default=LATENCY_PLOT, help="p50 / p95 / p99 by concurrency"
+    )
     args = parser.parse_args()
     import keras
 
@@ -456,7 +467,92 @@ def main() -> None:
                 "rss": rss,
                 "runtime": runtime_lines,
             }
-    write_results(args, results, peak, peak_how)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    run = f"{command(args)}; {when}"
+    drawn = plotting.save(rate_figure(results, run), args.plot)
+    plotting.save(latency_figure(results, run), args.latency_plot)
+    write_results(args, results, peak, peak_how, when, drawn)
+
+
+# -- the plots ----------------------------------------------------------------------------------
+
+# A colour per protocol, a line style per door: the same protocol direct and through the proxy
+# side by side, and the course's app apart.
+COLORS = {"REST JSON": "C0", "REST binary": "C1", "gRPC": "C2", "/upload": "C3"}
+STYLES = {"direct": "-", "proxy": "--", "course app": ":"}
+
+
+def configurations(result: dict) -> dict[tuple[str, str], dict[int, dict]]:
+    """One model's measurements by configuration, (door, protocol), then by concurrency: the
+    service's doors and protocols in the order measured, then the course's app."""
+    found: dict[tuple[str, str], dict[int, dict]] = {}
+    for key, row in result["service"].items():
+        if isinstance(key, tuple):
+            door, protocol, concurrency = key
+            found.setdefault((door, protocol), {})[concurrency] = row
+    found[("course app", "/upload")] = {
+        c: row for c, row in result["course"].items() if isinstance(c, int)
+    }
+    return found
+
+
+def lines_of(result: dict, value: str) -> tuple[plotting.Series, ...]:
+    """A line per configuration of `value` ("rate", "p50", …) at each of CONCURRENCIES."""
+    return tuple(
+        plotting.Series(
+            f"{door}, {protocol}" if door != "course app" else "course app, /upload",
+            tuple(
+                rows[c][value] if c in rows and rows[c][value] == rows[c][value] else None
+                for c in CONCURRENCIES
+            ),  # NaN (no request finished in the window): not measured
+            color=COLORS[protocol],
+            linestyle=STYLES[door],
+        )
+        for (door, protocol), rows in configurations(result).items()
+    )
+
+
+def rate_figure(results: dict, run: str) -> plotting.Figure:
+    """images/s against concurrency, a panel per model, a line per configuration."""
+    return plotting.Figure(
+        title=f"bench.throughput: images/s, one 640x480 JPEG per request ({run})",
+        panels=tuple(
+            plotting.Panel(
+                title=name,
+                kind="lines",
+                x=tuple(map(str, CONCURRENCIES)),
+                series=lines_of(result, "rate"),
+                ylabel="images/s",
+                xlabel="concurrent clients",
+            )
+            for name, result in results.items()
+        ),
+        panel_size=(9.0, 4.5),
+    )
+
+
+def latency_figure(results: dict, run: str) -> plotting.Figure:
+    """p50, p95 and p99 against concurrency: a row per model, a panel per percentile (log
+    scale, ms), a line per configuration."""
+    return plotting.Figure(
+        title=f"bench.throughput: latency percentiles, ms ({run})",
+        panels=tuple(
+            plotting.Panel(
+                title=f"{name}: {percentile}",
+                kind="lines",
+                x=tuple(map(str, CONCURRENCIES)),
+                series=lines_of(result, percentile),
+                ylabel=f"{percentile} ms",
+                xlabel="concurrent clients",
+                log_y=True,
+                legend="right" if percentile == "p99" else "none",
+            )
+            for name, result in results.items()
+            for percentile in ("p50", "p95", "p99")
+        ),
+        columns=3,
+        panel_size=(5.2, 4.8),
+    )
 
 
 # bench.precision's section of the results file, between these markers: its own run writes it
@@ -473,14 +569,22 @@ def kept_sections(out: Path) -> list[str]:
     return ["", text[text.index(PRECISION_BEGIN) : end]]
 
 
-def write_results(args, results: dict, peak: float, peak_how: str) -> None:
+def command(args) -> str:
+    return f".venv/bin/python -m bench.throughput --seconds {args.seconds:g} --models {args.models}"
+
+
+def write_results(args, results: dict, peak: float, peak_how: str, when: str, drawn: str) -> None:
+    plots = ", ".join(
+        f"[{os.path.relpath(path, args.out.parent)}]({os.path.relpath(path, args.out.parent)})"
+        for path in (args.plot, args.latency_plot)
+    )
     lines = [
         "# Throughput",
         "",
         f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
         f"FP32 peak ≈ {peak:.0f} GFLOP/s ({peak_how}); Python {platform.python_version()}.  ",
-        f"Command: `.venv/bin/python -m bench.throughput --seconds {args.seconds:g} "
-        f"--models {args.models}`; one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Command: `{command(args)}`; one run, {when}.  ",
+        f"Plots of this run: {plots}, drawn with {drawn}.",
         "",
     ]
     targets = []
@@ -556,7 +660,7 @@ def write_results(args, results: dict, peak: float, peak_how: str) -> None:
     lines += [f"| {t} | {shown} | {'yes' if ok else 'no'} |" for t, _, ok, shown in targets]
     args.out.write_text("\n".join([*lines, *kept_sections(args.out)]) + "\n")
     print("\n".join(lines[-len(targets) - 4 :]))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}, {args.plot} and {args.latency_plot}")
 
 
 if __name__ == "__main__":
