@@ -4,6 +4,8 @@ proxy serves that page to monitoring on its admin port (`/metrics/predictor`).""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.utils import floatToGoString
@@ -84,6 +86,8 @@ MODEL = Info(
     "The model served (value 1): its name, version, URI (credentials redacted), SHA-256 of the "
     "file, where it came from, and the runtime serving it.",
 )
+logger = logging.getLogger(__name__)
+
 # Label values are operator-facing text, not for a client's data; a URI is cut to this.
 INFO_MAX_CHARS = 200
 
@@ -138,7 +142,22 @@ _CONFIDENCE_BY_LABEL = tuple(PREDICTION_CONFIDENCE.labels(label) for label in LA
 
 
 def observe_answers(pixels: np.ndarray, values: np.ndarray) -> None:
-    """A model call's answers in the histograms: label, score and brightness of each image."""
+    """A model call's answers in the histograms: label, score and brightness of each image.
+    Counting never fails the call it counts: an error here is logged once and the answers go
+    out uncounted (the NoPredictions alert shows a model whose answers stop being counted)."""
+    try:
+        _observe(pixels, values)
+    except Exception:
+        global _COUNTING_FAILED
+        if not _COUNTING_FAILED:
+            _COUNTING_FAILED = True
+            logger.exception("monitoring: the model's answers could not be counted")
+
+
+_COUNTING_FAILED = False
+
+
+def _observe(pixels: np.ndarray, values: np.ndarray) -> None:
     summary = summarize(pixels, values)
     for label, score, light in zip(
         summary.labels.tolist(),

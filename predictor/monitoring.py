@@ -19,6 +19,7 @@ measuring again. Pure functions here; metrics.py and model.py publish.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,9 @@ import numpy as np
 from .contract import CHANNEL_MEANS, LABELS
 
 # Top-1 scores: sigmoid outputs, so an image of none of the three labels can score low on all.
-# 0.6 is the alerts' low-confidence bound (the PrometheusRule reads the share at le="0.6").
-CONFIDENCE_BUCKETS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# 0.6 is the alerts' low-confidence bound (the PrometheusRule reads the share at le="0.6");
+# 0.999 tells a sure model's answers apart (the demo model scores its photos above 0.99).
+CONFIDENCE_BUCKETS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
 # Mean brightness 0-255: night shots and blank frames low, overexposed or white ones high.
 BRIGHTNESS_BUCKETS: tuple[float, ...] = (16, 32, 64, 96, 128, 160, 192, 224)
 # Decoded width x height before the resize to 224x224: thumbnails to 40-megapixel photos.
@@ -66,10 +68,13 @@ def summarize(pixels: np.ndarray, values: np.ndarray) -> Summary:
     [N, 224, 224, 3]) and its output rows `values` [N, 3]. Ties go to the first label, as
     contract.label_of decides the answer's `prediction`."""
     labels = np.argmax(values, axis=1)
-    confidence = values[np.arange(len(values)), labels]
+    # A NaN score (a model that overflowed on extreme raw pixels) counts as no confidence at
+    # all, never as an answer a histogram drops; raw pixels may be any finite value, so the
+    # brightness is held to the 0-255 a photo has.
+    confidence = np.nan_to_num(values[np.arange(len(values)), labels].astype(np.float64), nan=0.0)
     sampled = pixels[:, ::_STRIDE, ::_STRIDE, :]
     brightness = sampled.mean(axis=(1, 2, 3), dtype=np.float64) + _MEAN_OFFSET
-    return Summary(labels, confidence.astype(np.float64), brightness)
+    return Summary(labels, np.clip(confidence, 0.0, 1.0), np.clip(brightness, 0.0, 255.0))
 
 
 def shares_at_or_under(values: np.ndarray, bounds: tuple[float, ...]) -> tuple[float, ...]:
@@ -125,22 +130,37 @@ class Baseline:
         if not isinstance(data, dict):
             raise InvalidBaseline("the baseline is not an object")
         images = data.get("images")
-        if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        if not isinstance(images, int) or isinstance(images, bool) or images < MIN_BASELINE_IMAGES:
             raise InvalidBaseline("the baseline has no image count")
-        return cls(
+        baseline = cls(
             images=images,
-            label_shares=_shares(data.get("label_shares"), len(LABELS)),
-            confidence_shares=_shares(data.get("confidence_shares"), len(CONFIDENCE_BUCKETS)),
-            brightness_shares=_shares(data.get("brightness_shares"), len(BRIGHTNESS_BUCKETS)),
+            label_shares=_shares(data.get("label_shares"), len(LABELS), images),
+            confidence_shares=_shares(
+                data.get("confidence_shares"), len(CONFIDENCE_BUCKETS), images
+            ),
+            brightness_shares=_shares(
+                data.get("brightness_shares"), len(BRIGHTNESS_BUCKETS), images
+            ),
         )
+        # What `of` could have measured, nothing else: a mix that sums to one (a mix of zeros
+        # would set the drift alert off forever, one of ones hide any drift), and cumulative
+        # shares that never fall.
+        if abs(sum(baseline.label_shares) - 1) > 1e-6:
+            raise InvalidBaseline("the baseline's label shares do not sum to 1")
+        for cumulative in (baseline.confidence_shares, baseline.brightness_shares):
+            if any(later < earlier for earlier, later in itertools.pairwise(cumulative)):
+                raise InvalidBaseline("the baseline's cumulative shares fall")
+        return baseline
 
 
-def _shares(data: object, length: int) -> tuple[float, ...]:
+def _shares(data: object, length: int, images: int) -> tuple[float, ...]:
+    """`length` shares, each a count of `images` divided by `images` (as `of` computes them)."""
     if (
         not isinstance(data, list)
         or len(data) != length
         or not all(isinstance(v, float | int) and not isinstance(v, bool) for v in data)
         or not all(0.0 <= v <= 1.0 for v in data)
+        or not all(abs(v * images - round(v * images)) < 1e-6 for v in data)
     ):
         raise InvalidBaseline("the baseline's shares are malformed")
     return tuple(float(v) for v in data)

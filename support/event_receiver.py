@@ -31,7 +31,8 @@ class Received:
 class EventReceiver:
     """`status`: what each POST is answered; `delay`: seconds before answering; `hang`: never
     answer (until `stop`). All three may change while it runs. `keep`: whether the events
-    are kept (else only counted, in `posts`)."""
+    are kept (else only counted, in `posts`). `redirect`: a URL each POST is sent on to (307,
+    which a client following it would POST the same body to)."""
 
     def __init__(
         self,
@@ -40,8 +41,10 @@ class EventReceiver:
         hang: bool = False,
         port: int | None = None,
         keep: bool = True,
+        redirect: str | None = None,
     ):
         self.status, self.delay, self.hang, self.keep = status, delay, hang, keep
+        self.redirect = redirect
         self.port = port or free_port()
         self.received: list[Received] = []
         self.posts = 0  # every POST that arrived, answered or not
@@ -84,6 +87,8 @@ class EventReceiver:
             await self._released.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.redirect:
+            return web.Response(status=307, headers={"Location": self.redirect})
         headers = {name.lower(): value for name, value in request.headers.items()}
         if self.status < 300:
             event = from_http(headers, body, data_unmarshaller=lambda data: data)

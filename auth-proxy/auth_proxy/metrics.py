@@ -103,6 +103,6 @@ for _port in ("rest", "grpc"):
     REFUSALS.labels(_port, "over_budget")
 for _outcome in ("ok", "failed"):
     KEY_FETCHES.labels(_outcome)
-PAYLOAD_LOG_DROP_REASONS = ("queue_full", "too_large", "send_failed")
+PAYLOAD_LOG_DROP_REASONS = ("queue_full", "too_large", "send_failed", "shutdown")
 for _reason in PAYLOAD_LOG_DROP_REASONS:
     PAYLOAD_LOG_DROPPED.labels(_reason)

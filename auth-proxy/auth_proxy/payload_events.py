@@ -44,6 +44,19 @@ GRPC_INFER = GRPC_SERVICE + "ModelInfer"
 GRPC_REQUEST_TYPE = "application/protobuf; proto=inference.ModelInferRequest"
 GRPC_RESPONSE_TYPE = "application/protobuf; proto=inference.ModelInferResponse"
 UNTYPED = "application/octet-stream"  # a body sent without Content-Type (RFC 9110 §8.3)
+# The longest Content-Type an event keeps: the client writes it (up to aiohttp's 8 KiB header
+# field), and the queue charges each event a fixed EVENT_OVERHEAD for its attributes.
+MOST_CONTENT_TYPE = 255
+
+
+def logged_content_type(value: str | None) -> str:
+    """The body's type as the event carries it: a client's over MOST_CONTENT_TYPE characters
+    (or none) is `application/octet-stream`, so the queue's byte bound holds."""
+    if not value or len(value) > MOST_CONTENT_TYPE:
+        return UNTYPED
+    return value
+
+
 ID_HEADER = "ce-id"  # KServe's: the caller's id for the request, kept by its events
 _ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no space: a CloudEvents id
 

@@ -28,11 +28,11 @@ from .payload_events import (
     GRPC_RESPONSE_TYPE,
     REQUEST,
     RESPONSE,
-    UNTYPED,
     Origin,
     Payload,
     binary_message,
     cloud_event,
+    logged_content_type,
 )
 from .payload_queue import BodyCopy, DropSpells, PayloadQueue
 from .settings import PayloadLog as PayloadLogSettings
@@ -68,6 +68,8 @@ class PayloadLog:
         self.requests = settings.mode in ("all", "request")
         self.responses = settings.mode in ("all", "response")
         self._task: asyncio.Task[None] | None = None
+        self._sending = 0  # events being sent now
+        self._failed_once = False
         PAYLOAD_LOG_QUEUE_CAPACITY.set(capacity)
 
     # The ports' side: copies of the bodies of one call, None where the mode skips them.
@@ -75,12 +77,12 @@ class PayloadLog:
     def rest_request(self, id: str, content_type: str | None) -> BodyCopy | None:
         if not self.requests:
             return None
-        return self.queue.copy(REQUEST, id, content_type or UNTYPED, stamp_now=True)
+        return self.queue.copy(REQUEST, id, logged_content_type(content_type), stamp_now=True)
 
     def rest_response(self, id: str, content_type: str | None) -> BodyCopy | None:
         if not self.responses:
             return None
-        return self.queue.copy(RESPONSE, id, content_type or UNTYPED, stamp_now=False)
+        return self.queue.copy(RESPONSE, id, logged_content_type(content_type), stamp_now=False)
 
     def grpc_request(self, id: str, message: bytes) -> None:
         if self.requests:
@@ -115,7 +117,8 @@ class PayloadLog:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Give what is queued `DRAIN_SECONDS` to go, then stop."""
+        """Give what is queued `DRAIN_SECONDS` to go, then stop: what is still queued then, or
+        being sent, is dropped and counted (`shutdown`)."""
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.queue.held and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -123,11 +126,18 @@ class PayloadLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for _ in range(self.queue.waiting() + self._sending):
+            PAYLOAD_LOG_DROPPED.labels("shutdown").inc()
+        self._sending = 0
 
     async def _run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         connector = aiohttp.TCPConnector(limit=SENDERS)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # No cookies kept (a receiver's would be memory outside the queue, sent back each time).
+        jar = aiohttp.DummyCookieJar()
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, cookie_jar=jar
+        ) as session:
             senders = [asyncio.create_task(self._sender(session)) for _ in range(SENDERS)]
             try:
                 while True:
@@ -143,11 +153,18 @@ class PayloadLog:
     async def _sender(self, session: aiohttp.ClientSession) -> None:
         while True:
             payload = await self.queue.get()
+            self._sending += 1
             try:
                 delivered = await self._send(session, payload)
+            except Exception:  # a bug, not the receiver: the sender goes on, said once
+                delivered = False
+                if not self._failed_once:
+                    self._failed_once = True
+                    logger.exception("payload log: an event could not be sent")
             finally:
                 self.queue.sent(payload)
                 del payload  # its bytes go now, not when the next one comes
+            self._sending -= 1  # not on cancellation: close() counts it
             if delivered:
                 PAYLOAD_LOG_SENT.inc()
             else:
@@ -163,7 +180,11 @@ class PayloadLog:
             headers["Content-Length"] = str(payload.size)
             data = _pieces(body)
         try:
-            async with session.post(self.settings.url, data=data, headers=headers) as answer:
+            # Never redirected: a 3xx would send the photos to a host the operator did not
+            # name (or from https to http); it is a failed send, counted as one.
+            async with session.post(
+                self.settings.url, data=data, headers=headers, allow_redirects=False
+            ) as answer:
                 await answer.content.read(ANSWER_READ)
                 return 200 <= answer.status < 300
         except (aiohttp.ClientError, TimeoutError, OSError):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.http import from_http
 
+from auth_proxy import payload_events, payload_queue
 from auth_proxy.payload_events import (
     GRPC_INFER,
     INFERENCE_ROUTES,
@@ -177,3 +178,14 @@ def test_a_refused_url_is_never_repeated(url):
         load_settings({**BASE, "PAYLOAD_LOG_URL": url})
     assert str(refused.value).startswith("PAYLOAD_LOG_URL ")
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_clients_content_type_is_kept_only_when_short_so_the_queues_bound_holds():
+    """The client writes the Content-Type (up to 8 KiB); the queue charges an event a fixed
+    1 KiB beside its body, so a longer type is logged as octet-stream."""
+    assert payload_events.logged_content_type("application/json") == "application/json"
+    assert payload_events.logged_content_type(None) == payload_events.UNTYPED
+    assert payload_events.logged_content_type("") == payload_events.UNTYPED
+    long = "application/json; x=" + "a" * 8000
+    assert payload_events.logged_content_type(long) == "application/octet-stream"
+    assert payload_events.MOST_CONTENT_TYPE < payload_queue.EVENT_OVERHEAD // 2

@@ -30,6 +30,7 @@ from support.servers import free_port, start_proxy
 
 NAMESPACE = "ml-serving"
 DROPPED = "auth_proxy_payload_log_dropped_total"
+SENT = "auth_proxy_payload_log_sent_total"
 
 
 @pytest.fixture(scope="module")
@@ -401,3 +402,26 @@ def test_a_body_larger_than_the_queue_is_not_logged_and_is_counted(
         calls.close()
         process.stop()
     assert [(e["id"], e["type"]) for e in fresh.events] == [("big", RESPONSE)]
+
+
+def test_a_receiver_that_redirects_is_not_followed_and_the_event_is_counted_as_failed(
+    issuer, predictor, tmp_path_factory
+):
+    """A 307 would have the proxy POST the photos wherever its Location says (another host,
+    or http after https): the operator named one receiver, and only it gets them."""
+    elsewhere = EventReceiver()
+    redirecting = EventReceiver(redirect=elsewhere.url)
+    process = logging_proxy(tmp_path_factory, issuer, predictor, redirecting.url)
+    calls = Calls(process, issuer.token())
+    try:
+        calls.v2(seed=3)
+        wait_for_metric(process, DROPPED, 2, reason="send_failed")
+        assert redirecting.posts == 2
+        time.sleep(0.5)
+        assert elsewhere.posts == 0
+        assert metric(process.admin_port, SENT) == 0
+    finally:
+        calls.close()
+        process.stop()
+        redirecting.stop()
+        elsewhere.stop()

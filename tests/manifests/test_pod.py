@@ -169,7 +169,7 @@ def test_prometheus_scrapes_the_pod_as_its_podmonitor_says(pod, tmp_path):
         # the baseline measured at load on the default calibration folder's 85 photos
         assert value("predictor_baseline_images") == 85
         assert abs(value("sum(predictor_baseline_prediction_ratio)") - 1) < 1e-9
-        assert value("count(predictor_baseline_confidence_ratio)") == 9
+        assert value("count(predictor_baseline_confidence_ratio)") == 10
         # the memory budgets, sized at start, nothing held by a pod at rest
         assert value("auth_proxy_memory_budget_bytes") > 0
         assert value("auth_proxy_memory_budget_held_bytes") == 0
@@ -260,9 +260,11 @@ def test_a_shifted_stream_sets_off_the_drift_alert_and_one_like_the_baseline_doe
         assert labels.count("Other") >= 0.97 * len(labels)
         firing = 'ALERTS{alertname="CatsDogsOtherPredictionDrift",alertstate="firing"}'
         fired = prometheus.wait_for(firing, limit=30)
+        wait_until(lambda: float(prometheus.wait_for(answers)[0]["value"][1]) >= 850)
+        time.sleep(3)  # the rules evaluated on every answer counted
         shifted = float(prometheus.wait_for(drift)[0]["value"][1])
         print(f"drift after {len(labels)} others: {shifted:.3f} bit; alert {fired[0]['metric']}")
-        assert shifted > 0.1
+        assert shifted > 0.15  # 0.17 expected: 76 % others against the baseline's 28 %
         assert fired[0]["metric"]["namespace"] == "local"
         mix = {
             r["metric"]["label"]: float(r["value"][1])

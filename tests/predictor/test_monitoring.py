@@ -54,8 +54,9 @@ def test_a_baseline_holds_the_mix_and_the_shares_under_each_bound():
     values = np.array(
         [[0.9, 0.1, 0.1], [0.8, 0.1, 0.1], [0.1, 0.55, 0.2], [0.1, 0.2, 0.97]], dtype=np.float32
     )
-    baseline = monitoring.Baseline.of(monitoring.summarize(images_of(10, 100, 100, 250), values))
-    assert baseline.images == 4
+    pixels = np.repeat(images_of(10, 100, 100, 250), 5, axis=0)  # 20: as few as a baseline has
+    baseline = monitoring.Baseline.of(monitoring.summarize(pixels, np.repeat(values, 5, axis=0)))
+    assert baseline.images == 20
     assert baseline.label_shares == (0.5, 0.25, 0.25)
     shares = dict(zip(monitoring.CONFIDENCE_BUCKETS, baseline.confidence_shares, strict=True))
     assert shares[0.5] == 0 and shares[0.6] == 0.25 and shares[0.9] == 0.75 and shares[0.99] == 1
@@ -63,12 +64,15 @@ def test_a_baseline_holds_the_mix_and_the_shares_under_each_bound():
     assert light[16] == 0.25 and light[96] == 0.25 and light[128] == 0.75 and light[224] == 0.75
     assert monitoring.Baseline.from_json(baseline.to_json()) == baseline
     assert baseline.describe() == (
-        "4 reference photos: predicted Cat 50%, Dog 25%, Other 25%; top-1 score <= 0.6: 25%"
+        "20 reference photos: predicted Cat 50%, Dog 25%, Other 25%; top-1 score <= 0.6: 25%"
     )
 
 
 def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    """The sample's value; a series that does not exist fails (it is not a 0)."""
+    value = REGISTRY.get_sample_value(name, labels)
+    assert value is not None, f"no series {name}{labels}"
+    return value
 
 
 def test_answers_are_counted_by_label_with_their_score_and_brightness():

@@ -96,7 +96,7 @@ def test_the_baseline_is_the_served_models_answers_on_the_reference_photos(int8_
     for shares in (baseline.confidence_shares, baseline.brightness_shares):
         assert list(shares) == sorted(shares)  # cumulative, as buckets are
     # the demo model's head was trained on these photos: it is sure of every one of them
-    assert baseline.confidence_shares[-1] == 0
+    assert baseline.confidence_shares[-2] == 0  # none at 0.99 or under
     assert 0 < baseline.brightness_shares[3] < 1  # mean brightness 96 or under: some, not all
 
 

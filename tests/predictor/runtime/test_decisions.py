@@ -17,11 +17,15 @@ pytestmark = pytest.mark.unit
 
 INT8 = Verdict("int8", True, 1.0, 0.9539, 0.9333, 0.9333, 56, "")
 BF16 = Verdict("bf16", False, 0.9821, 0.9238, None, None, 56, "top-1 agreement 98.2% (55 of 56)")
+# Shares as `Baseline.of` computes them: counts of the 85 photos, divided by 85.
+LABEL_SHARES = [30 / 85, 33 / 85, 22 / 85]
+CONFIDENCE_SHARES = [0.0, 0.0, 0.0, 1 / 85, 2 / 85, 3 / 85, 5 / 85, 7 / 85, 25 / 85, 43 / 85]
+BRIGHTNESS_SHARES = [0.0, 0.0, 1 / 85, 15 / 85, 44 / 85, 74 / 85, 84 / 85, 1.0]
 BASELINE = Baseline(
     images=85,
-    label_shares=(0.35, 0.4, 0.25),
-    confidence_shares=(0.0, 0.0, 0.0, 0.0118, 0.0235, 0.0353, 0.0588, 0.0824, 0.2941),
-    brightness_shares=(0.0, 0.0, 0.0118, 0.1765, 0.5176, 0.8706, 0.9882, 1.0),
+    label_shares=tuple(LABEL_SHARES),
+    confidence_shares=tuple(CONFIDENCE_SHARES),
+    brightness_shares=tuple(BRIGHTNESS_SHARES),
 )
 DECIDED = Decisions(
     runtime="openvino",
@@ -38,9 +42,9 @@ WRITTEN = {
     "max_batch_size": 4,
     "baseline": {
         "images": 85,
-        "label_shares": [0.35, 0.4, 0.25],
-        "confidence_shares": [0.0, 0.0, 0.0, 0.0118, 0.0235, 0.0353, 0.0588, 0.0824, 0.2941],
-        "brightness_shares": [0.0, 0.0, 0.0118, 0.1765, 0.5176, 0.8706, 0.9882, 1.0],
+        "label_shares": LABEL_SHARES,
+        "confidence_shares": CONFIDENCE_SHARES,
+        "brightness_shares": BRIGHTNESS_SHARES,
     },
     "precision": "int8",
     "runtime": "openvino",
@@ -88,6 +92,9 @@ def test_a_verdict_written_before_the_bound_is_refused_not_read_as_passing():
         Decisions.from_json({**WRITTEN, "verdicts": [old]})
 
 
+NOT_ONE = "the baseline's label shares do not sum to 1"
+
+
 def baseline_with(**changes) -> dict:
     return {**WRITTEN, "baseline": {**WRITTEN["baseline"], **changes}}
 
@@ -128,8 +135,22 @@ def without(name: str) -> dict:
         ({**WRITTEN, "baseline": []}, "the baseline is not an object"),
         (baseline_with(images=0), "the baseline has no image count"),
         (baseline_with(images=True), "the baseline has no image count"),
+        (baseline_with(images=19), "the baseline has no image count"),  # too few to be one
         (baseline_with(label_shares=[0.5, 0.5]), "the baseline's shares are malformed"),
         (baseline_with(label_shares=[0.5, 0.5, 1.5]), "the baseline's shares are malformed"),
+        (
+            baseline_with(label_shares=[0.0, 0.0, 0.0]),
+            "the baseline's label shares do not sum to 1",
+        ),
+        (
+            baseline_with(label_shares=[1.0, 1.0, 1.0]),
+            "the baseline's label shares do not sum to 1",
+        ),
+        (baseline_with(label_shares=[0.3, 0.3, 0.4]), "the baseline's shares are malformed"),
+        (
+            baseline_with(brightness_shares=[*BRIGHTNESS_SHARES[:-1], 0.0]),
+            "the baseline's cumulative shares fall",
+        ),
         (
             baseline_with(label_shares=[0.5, 0.5, float("nan")]),
             "the baseline's shares are malformed",
