@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from auth_proxy.metrics import PAYLOAD_LOG_DROP_REASONS
 from bench.proxy_overhead import grpc_throughput, ms, throughput
 from support.clients import INFER, json_request
 from support.contract_model import build_contract_model
@@ -129,7 +130,7 @@ def log_counts(process: Process) -> str:
     sent = metric(process.admin_port, "auth_proxy_payload_log_sent_total")
     dropped = {
         reason: metric(process.admin_port, DROPPED, reason=reason)
-        for reason in ("queue_full", "too_large", "send_failed")
+        for reason in PAYLOAD_LOG_DROP_REASONS
     }
     held = metric(process.admin_port, "auth_proxy_payload_log_queue_bytes")
     capacity = metric(process.admin_port, "auth_proxy_payload_log_queue_capacity_bytes")

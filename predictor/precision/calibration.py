@@ -154,8 +154,9 @@ def split(digests: list[str]) -> tuple[list[int], list[int]]:
 
 def fingerprint(root: Path = DEFAULT_DIR, limits: ImageLimits | None = None) -> str:
     """SHA-256 over the folder's photos and labels, as `load` would read them: part of the
-    compiled-model cache's key, computed without decoding anything (at every start with a
-    reduced precision, so each file is read within the same byte limit as `load`'s)."""
+    compiled-model cache's key, computed without decoding anything (at every start: the
+    precision's verdicts and the baseline depend on the photos), each file read within the
+    same byte limit as `load`'s."""
     max_bytes = (limits or ImageLimits()).max_bytes
     files = image_files(root)[: 2 * MOST_IMAGES]
     digests = [hashlib.sha256(read_photo(path, root, max_bytes)).hexdigest() for path in files]

@@ -22,7 +22,16 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 from auth_proxy.payload_events import GRPC_REQUEST_TYPE, GRPC_RESPONSE_TYPE, REQUEST, RESPONSE
-from support.clients import INFER, MODEL, b64, grpc_image_request, grpc_stub, json_request
+from support.clients import (
+    INFER,
+    MODEL,
+    b64,
+    grpc_image_request,
+    grpc_stub,
+    json_request,
+    raw_exchange,
+    status_of,
+)
 from support.event_receiver import EventReceiver, metric
 from support.images import rgb_png
 from support.issuer import issuer_env
@@ -383,6 +392,53 @@ def test_a_receiver_answering_500_is_counted_and_the_client_never_sees_it(
         process.stop()
     assert [e["id"] for e in fresh.events] == ["recovered", "recovered"]
     assert len(dropping_lines(process)) == 1
+
+
+BODY_LIMIT = 64 * 1024
+
+
+def test_a_body_abandoned_or_over_the_limit_is_no_event_and_gives_its_bytes_back(
+    issuer, predictor, receiver, tmp_path_factory, fresh
+):
+    """A client with a valid token streams a body (chunked, copied into the queue as it
+    passes) and leaves halfway, or streams more than MAX_BODY_BYTES (413): neither is logged,
+    neither is counted as dropped (a refusal is not an event), and the queue holds nothing
+    after them; the next call is logged whole."""
+    process = logging_proxy(
+        tmp_path_factory,
+        issuer,
+        predictor,
+        receiver.url,
+        MAX_BODY_BYTES=str(BODY_LIMIT),
+        PAYLOAD_LOG_QUEUE_BYTES=str(16 * BODY_LIMIT),
+    )
+    try:
+        head = (
+            f"POST {INFER} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {issuer.token()}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        ).encode()
+        piece = b"x" * 8192
+        chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        # Half a body, then gone: the copy is never finished.
+        with socket.create_connection(("127.0.0.1", process.http_port), timeout=10) as sock:
+            sock.sendall(head + b"Ce-Id: abandoned\r\n\r\n" + chunk * 4)
+            time.sleep(0.3)
+        # Twice the limit, whole: refused as it passes the limit.
+        over = head + b"Ce-Id: too-large\r\n\r\n" + chunk * (2 * BODY_LIMIT // len(piece))
+        assert status_of(raw_exchange(process.http_port, over + b"0\r\n\r\n")) == 413
+        calls = Calls(process, issuer.token())
+        try:
+            calls.v2(seed=13, **{"Ce-Id": "after"})
+        finally:
+            calls.close()
+        fresh.wait_for(2)
+        time.sleep(0.3)
+        assert sorted(event["id"] for event in fresh.events) == ["after", "after"]
+        assert metric(process.admin_port, "auth_proxy_payload_log_queue_bytes") == 0
+        for reason in ("queue_full", "too_large", "send_failed"):
+            assert metric(process.admin_port, DROPPED, reason=reason) == 0, reason
+    finally:
+        process.stop()
 
 
 def test_a_body_larger_than_the_queue_is_not_logged_and_is_counted(
